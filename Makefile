@@ -1,0 +1,31 @@
+# Two commands do all set-up on a fresh machine: `make run` (the lab) and `make test` (every test).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Real MNIST beside the repo when it is there (no copy, no network); otherwise ./data (download, or
+# offline the 5,000-image sample).
+DATA_DIR ?= $(if $(wildcard ../shared/data/mnist/*),../shared/data/mnist,data)
+OUT ?= runs/lab
+
+.PHONY: run test install benchmark clean
+
+install: $(VENV)/.installed
+
+# torch/torchvision are pinned and installed with pip (requirements.txt is the full pinned set).
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+run: install
+	$(BIN)/rnnlab compare --models rnn,lstm --data-dir $(DATA_DIR) --out $(OUT)-$$(date +%Y%m%d-%H%M%S)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+benchmark: install
+	$(BIN)/python benchmarks/lab_vs_sheet.py --data-dir $(DATA_DIR)
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -1,0 +1,1 @@
+"""Reports: plots, row-by-row introspection, HTML."""

@@ -1,0 +1,97 @@
+"""Checkpoints: written atomically, read safely.
+
+Writing: a temporary file in the same folder, fsync, then `os.replace`, so a crash (even SIGKILL in
+the middle of a write) leaves the previous checkpoint whole. Reading: `torch.load(weights_only=True)`,
+so a file that needs arbitrary pickle (code that would run on load) is refused, never executed.
+Everything saved is plain tensors, numbers, strings, lists and dicts for that reason.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import random
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rnnlab.errors import CheckpointError
+
+CHECKPOINT_FORMAT = "rnnlab-checkpoint"  # training state, for --resume
+MODEL_FORMAT = "rnnlab-model"  # final weights + config, for evaluate/predict/report
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_save(obj: dict, path: Path) -> None:
+    """`torch.save` that never leaves a half-written file at `path`."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def safe_load(path: str | Path, expected_format: str | tuple[str, ...]) -> dict:
+    """Load an rnnlab file with `weights_only=True`; any other file is refused with a clear error."""
+    path = Path(path)
+    expected = (expected_format,) if isinstance(expected_format, str) else expected_format
+    what = " or ".join(expected)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file; expected an {what} file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the file is empty; expected an {what} file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CheckpointError(
+            f"{path}: refused: it needs arbitrary pickle code to load, which rnnlab never runs ({first[:160]})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or not a torch file): {exc}") from None
+    if not isinstance(obj, dict) or obj.get("format") not in expected:
+        kind = obj.get("format") if isinstance(obj, dict) and "format" in obj else type(obj).__name__
+        raise CheckpointError(f"{path}: this is a {kind!r} file, not an {what} file")
+    return obj
+
+
+def capture_rng() -> dict:
+    """Every random state a run touches: torch (CPU, CUDA), NumPy and Python's `random`."""
+    version, mt, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "python": [version, list(mt), gauss],
+    }
+
+
+def restore_rng(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, mt, gauss = state["python"]
+    random.setstate((version, tuple(mt), gauss))
