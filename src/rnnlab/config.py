@@ -65,8 +65,8 @@ class Config:
                 raise RnnlabError(f"--{name.replace('_', '-')} must be a positive whole number, got {value!r}")
         if not isinstance(self.checkpoint_every, int) or self.checkpoint_every < 0:
             raise RnnlabError(f"--checkpoint-every must be 0 or more steps, got {self.checkpoint_every!r}")
-        if not self.lr > 0:
-            raise RnnlabError(f"--lr must be a positive number, got {self.lr!r}")
+        if not 0 < self.lr <= 1000:  # Adam's step must stay a finite float32
+            raise RnnlabError(f"--lr must be a positive number of at most 1000, got {self.lr!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise RnnlabError(f"--dropout must be in [0, 1), got {self.dropout!r}")
         if self.backend == "numpy" and (self.model != "lstm" or self.view != "rows"):

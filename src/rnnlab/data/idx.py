@@ -54,6 +54,8 @@ def read_idx(path: str | Path) -> np.ndarray:
         raw = path.read_bytes()
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if not raw:
+        raise DataError(f"{path}: the file is empty; expected an IDX file (.gz or raw)")
     if raw[:2] == GZIP_MAGIC:
         try:
             raw = gzip.decompress(raw)
