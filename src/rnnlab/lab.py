@@ -8,6 +8,7 @@ and once finished `metrics.json` and `model.pt` (weights + config).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -31,6 +32,10 @@ from rnnlab.training.fit import Progress, fit
 from rnnlab.training.flops import matmul_peak_gflops, train_flops_per_sample
 
 CONFIG, CHECKPOINT, METRICS, MODEL = "config.json", "checkpoint.pt", "metrics.json", "model.pt"
+
+
+def _silent(message: str) -> None:
+    pass
 
 
 def resolve_device(name: str) -> torch.device:
@@ -98,12 +103,15 @@ def default_run_dir(model: str) -> Path:
     return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{model}"
 
 
-def prepare_run_dir(run_dir: Path) -> None:
-    """Create an empty run folder, refusing one that already holds a run (earlier results stay untouched)."""
+def check_run_dir(run_dir: Path) -> None:
+    """Refuse a folder that already holds a run (earlier results stay untouched) or that is a file."""
     if run_dir.exists() and not run_dir.is_dir():
         raise RnnlabError(f"--out {run_dir} is a file; give a folder for the run")
     if run_dir.is_dir() and any((run_dir / name).exists() for name in (CONFIG, CHECKPOINT, METRICS, MODEL)):
         raise RnnlabError(f"{run_dir} already holds a run; choose another --out, or continue it with --resume {run_dir}")
+
+
+def create_run_dir(run_dir: Path) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".rnnlab-write-test"
@@ -124,6 +132,7 @@ def read_run_config(run_dir: Path) -> tuple[Config, str]:
     try:
         values = json.loads(path.read_text())
         run_id = values.pop("run_id")
+        values.pop("data_source", None)
     except (OSError, ValueError, KeyError, AttributeError) as exc:
         raise CheckpointError(f"{path}: not an rnnlab run config ({exc})") from None
     return Config.from_dict(values), run_id
@@ -145,6 +154,7 @@ def train(
     no partial files. Under torchrun only rank 0 writes.
     """
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config.model)
+    log = log if ctx.is_main else _silent  # only rank 0 speaks
     checkpoint = None
     if resume:
         config, run_id = read_run_config(run_dir)
@@ -164,11 +174,13 @@ def train(
 
     device = resolve_device(config.device)
     if dataset is None:
-        dataset = load_data(config, announce=log if ctx.is_main else (lambda _: None))
-    if not resume and ctx.is_main:
-        prepare_run_dir(run_dir)
-        values = {"run_id": run_id, **config.to_dict(), "data_source": dataset.source}
-        write_json(run_dir / CONFIG, values)
+        dataset = load_data(config, announce=log)
+    if not resume:
+        check_run_dir(run_dir)  # on every rank, so a refused folder stops every process
+        barrier(ctx)
+        if ctx.is_main:
+            create_run_dir(run_dir)
+            write_json(run_dir / CONFIG, {"run_id": run_id, **config.to_dict(), "data_source": dataset.source})
     barrier(ctx)
 
     if config.backend == "numpy":
@@ -181,8 +193,9 @@ def train(
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
-        progress = Progress.from_state_dict(checkpoint["progress"], device)
-        restore_rng(checkpoint["rng"][ctx.rank])
+        mine = checkpoint["ranks"][ctx.rank]  # each process restores its own RNG and partial sums
+        progress = Progress.from_state_dict({**checkpoint["progress"], **mine["sums"]}, device)
+        restore_rng(mine["rng"])
         log(f"{run_dir}: resuming at epoch {progress.epoch + 1}, step {progress.step}")
     train_model = model
     if ctx.is_distributed:
@@ -195,19 +208,21 @@ def train(
     flops = train_flops_per_sample(config.model, steps, features, config.hidden_size, config.num_layers)
 
     def save_checkpoint(progress: Progress) -> str:
-        rng = all_gather_objects(capture_rng(), ctx)
+        sums = {"loss_sum": progress.loss_sum.cpu(), "correct": progress.correct.cpu()}
+        ranks = all_gather_objects({"rng": capture_rng(), "sums": sums}, ctx)
         path = run_dir / CHECKPOINT
         if ctx.is_main:
             atomic_save({"format": CHECKPOINT_FORMAT, "run_id": run_id, "config": config.to_dict(),
                          "world_size": ctx.world_size, "model": model.state_dict(),
-                         "optimizer": optimizer.state_dict(), "progress": progress.state_dict(), "rng": rng}, path)
+                         "optimizer": optimizer.state_dict(), "progress": progress.state_dict(),
+                         "ranks": ranks}, path)
         barrier(ctx)
         return str(path)
 
     progress = fit(train_model, optimizer, batches, epochs=config.epochs, progress=progress,
                    precision=config.precision, log_every=config.log_every,
                    checkpoint_every=config.checkpoint_every, save_checkpoint=save_checkpoint,
-                   train_flops_per_sample=flops, ctx=ctx, log=log if ctx.is_main else (lambda _: None),
+                   train_flops_per_sample=flops, ctx=ctx, log=log,
                    quiet=quiet)
     return _finish(config, run_dir, run_id, model, progress.epochs, dataset, device, log, ctx)
 
@@ -219,6 +234,9 @@ def _finish(config, run_dir, run_id, model, epochs, dataset, device, log, ctx=SI
                           precision=config.precision, ctx=ctx)
     eval_seconds = time.perf_counter() - started
     train_seconds = sum(e["seconds"] for e in epochs)
+    checksums = all_gather_objects(weights_checksum(model), ctx)
+    if len(set(checksums)) != 1:  # DDP keeps replicas equal; if it did not, the run is not to be trusted
+        raise RuntimeError(f"data-parallel replicas ended with different weights: {checksums}")
     peak = matmul_peak_gflops(device.type if device.type != "cuda" else str(device))
     metrics = {
         "model": config.model,
@@ -235,6 +253,7 @@ def _finish(config, run_dir, run_id, model, epochs, dataset, device, log, ctx=SI
         "precision": config.precision,
         "device": str(device),
         "world_size": ctx.world_size,
+        "weights_sha256": checksums[0],
     }
     log(f"Test Accuracy: {100 * evaluation.accuracy:.2f}%  (model {config.model}, {train_seconds:.1f} s training, "
         f"best epoch {max((e.get('gflops', 0) for e in epochs), default=0):.1f} GFLOP/s of a {peak:.0f} GFLOP/s matmul peak)")
@@ -245,6 +264,15 @@ def _finish(config, run_dir, run_id, model, epochs, dataset, device, log, ctx=SI
         write_json(run_dir / METRICS, metrics)
     barrier(ctx)
     return RunResult(run_dir, config, model, metrics, evaluation)
+
+
+def weights_checksum(model: nn.Module) -> str:
+    """SHA-256 of every tensor of the state_dict, in order: equal weights, equal checksum."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _train_numpy(config: Config, run_dir: Path, run_id: str, dataset: Dataset, log) -> RunResult:
@@ -317,14 +345,14 @@ def compare(
     `num_layers=None` gives each model the sheet's depth (1 for rnn, 2 for the others).
     """
     out = Path(out)
+    log = log if ctx.is_main else _silent
     configs = {name: replace(config, model=name, num_layers=num_layers) for name in models}  # validates names
-    if not resume and ctx.is_main:
+    if not resume:
         if (out / "summary.json").exists():
             raise RnnlabError(f"{out} already holds a comparison; choose another --out or add --resume")
         for name in models:
-            if (out / name).exists():
-                prepare_run_dir(out / name)  # raises if it holds a run
-    dataset = load_data(config, announce=log if ctx.is_main else (lambda _: None))
+            check_run_dir(out / name)
+    dataset = load_data(config, announce=log)
     results = {}
     for name in models:
         run_dir = out / name
