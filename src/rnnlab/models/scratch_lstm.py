@@ -18,7 +18,14 @@ place in preallocated buffers and computes the gradient from the equations above
   element-wise cell update, and keeps the activated gates for the backward pass;
 * the backward loop carries only (dh, dc) and writes the gate gradients dA (T, N, 4H);
   everything that does not depend on the recurrence is computed for all steps at once;
-* dWx, dWh, db and dx are each ONE product/sum over all T steps after the loop.
+* dWx, dWh and db together are ONE product over all T steps after the loop
+  ([x_t | h_{t-1} | 1]ᵀ da_t), and dx is one product too.
+
+Speed (CPU, float32): products go to oneDNN (`torch.ops.mkldnn._linear_pointwise`), the GEMM
+nn.LSTM itself uses on CPU (torch.mm's MKL sgemm runs at half its speed on e.g. AMD EPYC); tanh is
+evaluated as 2σ(2z) - 1 (ATen's CPU tanh is ~7x slower than its sigmoid); big buffers come from a
+small workspace pool, reused only once nothing references them (no page faults every step).
+float64, bfloat16 (autocast) and CUDA tensors take plain torch.mm/addmm.
 
 `from_torch_lstm`/`to_torch_lstm` convert to and from `nn.LSTM` (gate order i, f, g, o, weights
 transposed, two biases whose sum is `b`).
@@ -27,6 +34,7 @@ transposed, two biases whose sum is `b`).
 from __future__ import annotations
 
 import math
+import threading
 
 import torch
 from torch import nn
@@ -42,16 +50,25 @@ def _reorder_blocks(t: torch.Tensor, order: tuple[int, ...], dim: int) -> torch.
     return torch.cat([chunks[k] for k in order], dim=dim)
 
 
-def _onednn_ok(t: torch.Tensor) -> bool:
-    """Whether products on `t` can go to oneDNN's GEMM (on CPUs where MKL's sgemm is much slower)."""
-    return t.device.type == "cpu" and t.dtype == torch.float32 and _HAS_ONEDNN_LINEAR
-
-
 _HAS_ONEDNN_LINEAR = (
     torch.backends.mkldnn.is_available()
     and hasattr(torch.ops, "mkldnn")
     and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 )
+
+
+def _onednn_ok(t: torch.Tensor) -> bool:
+    """Whether products on `t` go to oneDNN's GEMM (CPU float32), the GEMM nn.LSTM uses on CPU.
+
+    On some CPUs (e.g. AMD EPYC) MKL's sgemm, which `torch.mm` calls, runs at half oneDNN's speed.
+    Everything else (float64, bfloat16, CUDA) uses the ordinary torch products.
+    """
+    return _HAS_ONEDNN_LINEAR and t.device.type == "cpu" and t.dtype == torch.float32
+
+
+def _weight(w: torch.Tensor, onednn: bool) -> torch.Tensor:
+    """`w` (out, K) prepared once for repeated products: a oneDNN tensor, or `w` itself."""
+    return w.contiguous().to_mkldnn() if onednn else w
 
 
 def _linear(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, onednn: bool) -> torch.Tensor:
@@ -66,6 +83,52 @@ def _linear_add(x: torch.Tensor, other: torch.Tensor, w: torch.Tensor, onednn: b
     if onednn:
         return torch.ops.mkldnn._linear_pointwise.binary(x, other, w, None, "add")
     return torch.addmm(other, x, w.t())
+
+
+def _storage_uses(t: torch.Tensor) -> int:
+    return torch._C._storage_Use_Count(t.untyped_storage()._cdata)
+
+
+class _Workspace:
+    """Reusable buffers, so that a training step does not fault in fresh pages for every big tensor.
+
+    `get` hands out a view of a pooled tensor that nothing else references any more (counted on
+    its storage: saved-for-backward tensors, outputs and their views all hold it), else allocates.
+    At most `MAX_PER_KEY` buffers per (shape, dtype, device) and `MAX_BYTES` in all are kept.
+    """
+
+    MAX_PER_KEY = 6
+    MAX_BYTES = 256 * 2**20
+
+    def __init__(self):
+        self.pool: dict[tuple, list[tuple[torch.Tensor, int]]] = {}
+        self.bytes = 0
+        self.lock = threading.Lock()
+        self.enabled = hasattr(torch._C, "_storage_Use_Count")
+
+    def get(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return like.new_empty(shape)
+        key = (shape, like.dtype, like.device)
+        with self.lock:
+            entries = self.pool.setdefault(key, [])
+            for buf, idle in entries:
+                if _storage_uses(buf) == idle:
+                    return buf.view(shape)
+            buf = like.new_empty(shape)
+            nbytes = buf.numel() * buf.element_size()
+            if len(entries) < self.MAX_PER_KEY and self.bytes + nbytes <= self.MAX_BYTES:
+                entries.append((buf, _storage_uses(buf)))
+                self.bytes += nbytes
+            return buf.view(shape)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.pool.clear()
+            self.bytes = 0
+
+
+_WORKSPACE = _Workspace()
 
 
 class _LSTMLayerFunction(torch.autograd.Function):
@@ -89,33 +152,34 @@ class _LSTMLayerFunction(torch.autograd.Function):
         scale = x.new_ones(H4)
         scale[H3:] = 2.0
         WxT2 = (Wx * scale).t()  # (4H, D), g columns doubled
-        WhT2 = (Wh * scale).t()  # (4H, H)
+        WhT2 = _weight((Wh * scale).t(), onednn)  # (4H, H)
         b2 = b * scale
-        # Input projection of all steps, one product: (T*N, 4H).
+        # Input projection of all steps, one product: (T, N, 4H).
         gx = _linear(x.reshape(T * N, D), WxT2, b2, onednn).view(T, N, H4)
-        hbuf = x.new_empty(T + 1, N, H)  # hbuf[0] = h0, hbuf[t + 1] = h_t
-        cbuf = x.new_empty(T + 1, N, H)  # cbuf[0] = c0, cbuf[t + 1] = c_t
-        tanh_c = x.new_empty(T, N, H)
-        gates = []
+        ws = _WORKSPACE
+        gates = ws.get((T, N, H4), x)
+        hbuf = ws.get((T + 1, N, H), x)  # hbuf[0] = h0, hbuf[t + 1] = h_t
+        cbuf = ws.get((T + 1, N, H), x)  # cbuf[0] = c0, cbuf[t + 1] = c_t
+        tanh_c = ws.get((T, N, H), x)
         hbuf[0].copy_(h0)
         cbuf[0].copy_(c0)
+        hs, cs, tcs, gxs, gs = hbuf.unbind(0), cbuf.unbind(0), tanh_c.unbind(0), gx.unbind(0), gates.unbind(0)
+        gis, gfs = gates[..., :H].unbind(0), gates[..., H:H2].unbind(0)
+        gos, ggs = gates[..., H2:H3].unbind(0), gates[..., H3:].unbind(0)
         for t in range(T):
-            a = _linear_add(hbuf[t], gx[t], WhT2, onednn)  # x_t Wx + b + h_{t-1} Wh   (N, 4H)
-            a.sigmoid_()  # i, f, o = σ(a); last block σ(2 a_g)
-            g = a[:, H3:]
+            a = _linear_add(hs[t], gxs[t], WhT2, onednn)  # x_t Wx + b + h_{t-1} Wh   (N, 4H)
+            torch.sigmoid(a, out=gs[t])  # i, f, o = σ(a); last block σ(2 a_g)
+            g = ggs[t]
             g.mul_(2).sub_(1)  # g = tanh(a_g)
-            i = a[:, :H]
-            c = cbuf[t + 1]
-            torch.mul(a[:, H:H2], cbuf[t], out=c)  # f ⊙ c_{t-1}
-            c.addcmul_(i, g)  # + i ⊙ g
-            tc = tanh_c[t]
+            c = cs[t + 1]
+            torch.mul(gfs[t], cs[t], out=c)  # f ⊙ c_{t-1}
+            c.addcmul_(gis[t], g)  # + i ⊙ g
+            tc = tcs[t]
             torch.mul(c, 2, out=tc)
             tc.sigmoid_().mul_(2).sub_(1)  # tanh(c_t)
-            torch.mul(a[:, H2:H3], tc, out=hbuf[t + 1])  # h_t = o ⊙ tanh(c_t)
-            gates.append(a)
-        gates = torch.stack(gates)
+            torch.mul(gos[t], tc, out=hs[t + 1])  # h_t = o ⊙ tanh(c_t)
         ctx.save_for_backward(x, Wx, Wh, gates, hbuf, cbuf, tanh_c)
-        return hbuf[1:], hbuf[T].clone(), cbuf[T].clone()
+        return hbuf[1:], hs[T].clone(), cs[T].clone()
 
     @staticmethod
     def backward(ctx, dout, dh_n, dc_n):
@@ -124,49 +188,56 @@ class _LSTMLayerFunction(torch.autograd.Function):
         H = Wh.shape[0]
         H2, H3, H4 = 2 * H, 3 * H, 4 * H
         onednn = _onednn_ok(x)
-        i, f, o, g = gates[..., :H], gates[..., H:H2], gates[..., H2:H3], gates[..., H3:]
+        ws = _WORKSPACE
+        i, o, g = gates[..., :H], gates[..., H2:H3], gates[..., H3:]
 
         # Step-independent factors, for all steps at once:
         #   dc_t = dc_{t+1} ⊙ f_{t+1} + dh_t ⊙ K_t,        K = o ⊙ (1 - tanh(c)^2)
         #   da_i = dc ⊙ g ⊙ i(1-i),  da_f = dc ⊙ c_{t-1} ⊙ f(1-f),
         #   da_o = dh ⊙ tanh(c) ⊙ o(1-o),  da_g = dc ⊙ i ⊙ (1 - g^2)
         # i.e. da = [dc, dc, dh, dc] ⊙ Q.
-        K = torch.mul(tanh_c, tanh_c).neg_().add_(1).mul_(o)
-        Q = torch.empty_like(gates)
+        one = x.new_ones(())
+        K = ws.get((T, N, H), x)
+        torch.addcmul(one, tanh_c, tanh_c, value=-1, out=K).mul_(o)
+        Q = ws.get((T, N, H4), x)
         sig = gates[..., :H3]
-        torch.mul(sig, sig, out=Q[..., :H3])
-        torch.sub(sig, Q[..., :H3], out=Q[..., :H3])  # σ(1-σ) for i, f, o
+        torch.addcmul(sig, sig, sig, value=-1, out=Q[..., :H3])  # σ(1-σ) for i, f, o
         Q[..., :H].mul_(g)
         Q[..., H:H2].mul_(cbuf[:T])
         Q[..., H2:H3].mul_(tanh_c)
-        torch.mul(g, g, out=Q[..., H3:]).neg_().add_(1).mul_(i)
+        torch.addcmul(one, g, g, value=-1, out=Q[..., H3:]).mul_(i)
 
-        Q4 = Q.view(T, N, 4, H)
-        Qo = Q[..., H2:H3]
-        dA = torch.empty_like(gates)
-        dA4 = dA.view(T, N, 4, H)
-        dAo = dA[..., H2:H3]
-        dout = dout.contiguous()
-        dh = dout[T - 1] + dh_n  # dL/dh_t, total
+        dA = ws.get((T, N, H4), x)
+        Q4s, dA4s = Q.view(T, N, 4, H).unbind(0), dA.view(T, N, 4, H).unbind(0)
+        Qos, dAos = Q[..., H2:H3].unbind(0), dA[..., H2:H3].unbind(0)
+        Ks, fs, dAs = K.unbind(0), gates[..., H:H2].unbind(0), dA.unbind(0)
+        douts = dout.unbind(0)
+        Whw = _weight(Wh, onednn)  # (H, 4H) read as (out, K): da Whᵀ
+        dh = douts[T - 1] + dh_n  # dL/dh_t, total
         dc = dc_n.clone()
         dc1 = dc.unsqueeze(1)
         for t in range(T - 1, -1, -1):
-            dc.addcmul_(dh, K[t])  # dL/dc_t, total
-            torch.mul(dc1, Q4[t], out=dA4[t])
-            torch.mul(dh, Qo[t], out=dAo[t])  # the o gate reads dh, not dc
-            dc.mul_(f[t])  # the c_{t-1} part of dL/dc_{t-1}
+            dc.addcmul_(dh, Ks[t])  # dL/dc_t, total
+            torch.mul(dc1, Q4s[t], out=dA4s[t])
+            torch.mul(dh, Qos[t], out=dAos[t])  # the o gate reads dh, not dc
+            dc.mul_(fs[t])  # the c_{t-1} part of dL/dc_{t-1}
             if t > 0:
-                dh = _linear_add(dA[t], dout[t - 1], Wh, onednn)  # dout_{t-1} + da_t Whᵀ
+                dh = _linear_add(dAs[t], douts[t - 1], Whw, onednn)  # dout_{t-1} + da_t Whᵀ
             else:
-                dh = _linear(dA[0], Wh, None, onednn)  # dL/dh0 = da_0 Whᵀ
+                dh = _linear(dAs[0], Whw, None, onednn)  # dL/dh0 = da_0 Whᵀ
 
         dA_flat = dA.view(T * N, H4)
         need = ctx.needs_input_grad
-        # All weight gradients as one product over all T steps each.
         dx = _linear(dA_flat, Wx, None, onednn).view(T, N, D) if need[0] else None
-        dWx = _linear(x.reshape(T * N, D).t(), dA_flat.t(), None, onednn) if need[3] else None
-        dWh = _linear(hbuf[:T].reshape(T * N, H).t(), dA_flat.t(), None, onednn) if need[4] else None
-        db = dA_flat.sum(0) if need[5] else None
+        dWx = dWh = db = None
+        if need[3] or need[4] or need[5]:
+            # dWx, dWh and db as ONE product over all T steps: [x_t | h_{t-1} | 1]ᵀ da_t summed over t.
+            xh1 = ws.get((D + H + 1, T * N), x)
+            xh1[:D].copy_(x.reshape(T * N, D).t())
+            xh1[D : D + H].copy_(hbuf[:T].reshape(T * N, H).t())
+            xh1[D + H].fill_(1.0)
+            dW = _linear(xh1, dA_flat.t(), None, onednn)  # (D + H + 1, 4H)
+            dWx, dWh, db = dW[:D], dW[D : D + H], dW[D + H]
         return dx, (dh if need[1] else None), (dc if need[2] else None), dWx, dWh, db
 
 
