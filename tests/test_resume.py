@@ -152,3 +152,23 @@ def test_non_finite_loss_stops_with_epoch_step_and_checkpoint(tmp_path, mnist):
     assert "nan" in message and "epoch 1, step 13" in message
     assert "last good checkpoint" in message and str(tmp_path / "checkpoint.pt") in message
     assert saved == [(0, 5), (0, 10)]  # nothing was checkpointed after the bad step
+
+
+def test_compare_interrupted_then_resumed_matches_uninterrupted(tmp_path, mnist_dir):
+    args = ["compare", "--models", "rnn,gru", "--hidden-size", "16", "--train-limit", "1024", "--test-limit", "300",
+            "--epochs", "3", "--checkpoint-every", "4", "--quiet", "--no-report", "--data-dir", mnist_dir]
+    assert finish(rnnlab(*args, "--out", tmp_path / "ref"))[0] == 0
+    proc = rnnlab(*args, "--out", tmp_path / "cut")
+    while not (tmp_path / "cut" / "gru" / "checkpoint.pt").exists() and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    code, _, err = finish(proc)
+    assert code == 143 and f"rnnlab compare --resume {tmp_path / 'cut'}" in err
+    # No --data-dir here: the comparison's own settings are used, not the command line's defaults.
+    code, _, err = finish(rnnlab("compare", "--resume", tmp_path / "cut", "--quiet", "--no-report"))
+    assert code == 0, err
+    for name in ("rnn", "gru"):
+        assert_same_run(tmp_path / "cut" / name, final_state(tmp_path / "ref" / name))
+    ref = json.loads((tmp_path / "ref" / "summary.json").read_text())
+    cut = json.loads((tmp_path / "cut" / "summary.json").read_text())
+    assert {k: v["test_accuracy"] for k, v in ref.items()} == {k: v["test_accuracy"] for k, v in cut.items()}

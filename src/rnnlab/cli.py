@@ -7,8 +7,8 @@ training ends with a checkpoint, a line saying how to resume, and exit code 130/
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+import time
 from pathlib import Path
 
 from rnnlab.config import BACKENDS, DATASETS, DEVICES, MODELS, PRECISIONS, VIEWS, Config
@@ -93,7 +93,8 @@ def build_parser() -> Parser:
     add_training_options(p)
 
     p = commands.add_parser("compare", help="the lab: train each model under identical settings, compare them")
-    p.add_argument("--models", default="rnn,lstm", help="comma-separated models (default: rnn,lstm)")
+    p.add_argument("--models", default="rnn,lstm",
+                   help="comma-separated models (default: rnn,lstm; with --resume, the comparison's own)")
     p.add_argument("--out", default=None, help="folder for summary.json and one run folder per model "
                                                 "(default: runs/<time>-compare)")
     p.add_argument("--no-report", action="store_true", help="skip report.html and its pictures")
@@ -166,15 +167,15 @@ def run_compare(args) -> int:
         if name not in MODELS:
             raise RnnlabError(f"unknown model {name!r} in --models: choose from {', '.join(MODELS)}")
     config = config_from_args(args, models[0])
-    out = Path(args.resume or args.out or f"runs/{__import__('time').strftime('%Y%m%d-%H%M%S')}-compare")
+    out = Path(args.resume or args.out or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-compare")
     ctx = init_distributed(resolve_device(config.device))
     try:
-        compare(models, config, out, resume=bool(args.resume), log=log, quiet=args.quiet,
-                num_layers=args.num_layers, ctx=ctx)
+        summary = compare(None if args.resume else models, config, out, resume=bool(args.resume), log=log,
+                          quiet=args.quiet, num_layers=args.num_layers, ctx=ctx)
         if not args.no_report and ctx.is_main:
             from rnnlab.report import write_report
 
-            path = write_report([out / m for m in models], out, data_dir=config.data_dir)
+            path = write_report([out / m for m in summary], out)  # each run knows its own data
             log(f"report: {path}")
     finally:
         shutdown(ctx)

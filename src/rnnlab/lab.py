@@ -32,6 +32,7 @@ from rnnlab.training.fit import Progress, fit
 from rnnlab.training.flops import matmul_peak_gflops, train_flops_per_sample
 
 CONFIG, CHECKPOINT, METRICS, MODEL = "config.json", "checkpoint.pt", "metrics.json", "model.pt"
+COMPARISON = "comparison.json"  # the models of a `compare`, written first so --resume knows them
 
 
 def _silent(message: str) -> None:
@@ -330,7 +331,7 @@ def evaluate_saved(path: str | Path, data_dir: str | None = None, log: Callable[
 
 
 def compare(
-    models: list[str],
+    models: list[str] | None,
     config: Config,
     out: Path,
     *,
@@ -342,16 +343,31 @@ def compare(
 ) -> dict:
     """The lab itself: train each model under identical settings and seed, write `summary.json`.
 
-    `num_layers=None` gives each model the sheet's depth (1 for rnn, 2 for the others).
+    `num_layers=None` gives each model the sheet's depth (1 for rnn, 2 for the others). With
+    `resume=True`, `models` and `config` are read from `out` (pass None).
     """
     out = Path(out)
     log = log if ctx.is_main else _silent
+    if resume:  # the models and settings are the comparison's own, not the command line's
+        try:
+            models = json.loads((out / COMPARISON).read_text())["models"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise RnnlabError(f"{out} is not a comparison folder (no readable {COMPARISON}); "
+                              "give the --out of an earlier rnnlab compare") from None
+        saved = [read_run_config(out / name)[0] for name in models if (out / name / CONFIG).is_file()]
+        if not saved:
+            raise RnnlabError(f"{out} holds no runs of {', '.join(models)} to resume; start it without --resume")
+        config, num_layers = saved[0], None
     configs = {name: replace(config, model=name, num_layers=num_layers) for name in models}  # validates names
     if not resume:
-        if (out / "summary.json").exists():
-            raise RnnlabError(f"{out} already holds a comparison; choose another --out or add --resume")
+        if (out / "summary.json").exists() or (out / COMPARISON).exists():
+            raise RnnlabError(f"{out} already holds a comparison; choose another --out, or continue it with --resume {out}")
         for name in models:
             check_run_dir(out / name)
+        barrier(ctx)
+        if ctx.is_main:
+            create_run_dir(out)
+            write_json(out / COMPARISON, {"models": models})
     dataset = load_data(config, announce=log)
     results = {}
     for name in models:
