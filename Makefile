@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DATA_DIR ?= $(if $(wildcard ../shared/data/mnist/*),../shared/data/mnist,data)
 OUT ?= runs/lab
 
-.PHONY: run test install benchmark clean
+.PHONY: run test install browser benchmark clean
 
 install: $(VENV)/.installed
 
@@ -21,7 +21,13 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 run: install
 	$(BIN)/rnnlab compare --models rnn,lstm --data-dir $(DATA_DIR) --out $(OUT)-$$(date +%Y%m%d-%H%M%S)
 
-test: install
+# The report test opens report.html in headless Chromium (Debian's package), installed here if missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "make: chromium is missing (apt-get install chromium); the report's browser test will fail"
+
+test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 benchmark: install

