@@ -31,7 +31,7 @@ test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 benchmark: install
-	$(BIN)/python benchmarks/lab_vs_sheet.py --data-dir $(DATA_DIR)
+	$(BIN)/python benchmarks/lab_vs_sheet.py --data-dir $(DATA_DIR) --epochs 5 --precision fp32 bf16 --overhead-steps 150 --overhead-rounds 3
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -145,3 +145,14 @@ def test_inference_benchmark_runs(mnist_dir):
                    "--min-seconds", "0.01", "--threads", "1", "--data-dir", str(mnist_dir)], timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"^lstm\s+[\d,]+\s+[\d,]+", result.stdout, re.M)
+
+
+def test_measuring_the_peak_leaves_the_global_rng_alone():
+    """A run measures the matmul peak after restoring a checkpoint's RNG: it must not consume it."""
+    from rnnlab.training.flops import matmul_peak_gflops
+
+    matmul_peak_gflops.cache_clear()
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    matmul_peak_gflops("cpu", "fp32", size=64, min_runs=1, budget_s=0.0)
+    assert torch.equal(torch.get_rng_state(), before)

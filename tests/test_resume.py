@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-# 3 epochs × 32 steps with dropout between the two layers (so the RNG state matters), checkpoints
+# 3 epochs × 64 steps with dropout between the two layers (so the RNG state matters), checkpoints
 # every 5 steps and at every epoch end.
-ARGS = ["--model", "lstm", "--hidden-size", "24", "--dropout", "0.2", "--train-limit", "2048",
+ARGS = ["--model", "lstm", "--hidden-size", "24", "--dropout", "0.2", "--train-limit", "4096",
         "--test-limit", "500", "--epochs", "3", "--checkpoint-every", "5", "--quiet", "--seed", "7"]
 
 
@@ -37,12 +37,31 @@ def final_state(run_dir: Path):
     return saved, values + [metrics["test_accuracy"], metrics["per_class_accuracy"]]
 
 
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not path.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+
+
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, mnist_dir):
+def reference_run(tmp_path_factory, mnist_dir):
+    """The uninterrupted run, and when (after config.json appears) it first checkpoints and finishes training."""
     run_dir = tmp_path_factory.mktemp("reference") / "run"
-    code, out, err = finish(rnnlab("train", *ARGS, "--data-dir", mnist_dir, "--out", run_dir))
+    proc = rnnlab("train", *ARGS, "--data-dir", mnist_dir, "--out", run_dir)
+    wait_for(run_dir / "config.json", proc)
+    started = time.time()
+    wait_for(run_dir / "checkpoint.pt", proc)
+    first_checkpoint = time.time() - started
+    wait_for(run_dir / "model.pt", proc)
+    trained = time.time() - started
+    code, out, err = finish(proc)
     assert code == 0, err
-    return final_state(run_dir)
+    return final_state(run_dir), (first_checkpoint, trained)
+
+
+@pytest.fixture(scope="module")
+def reference(reference_run):
+    return reference_run[0]
 
 
 def assert_same_run(run_dir: Path, reference) -> None:
@@ -54,25 +73,27 @@ def assert_same_run(run_dir: Path, reference) -> None:
     assert metrics == ref_metrics
 
 
-def test_sigkill_at_random_points_then_resume(tmp_path, mnist_dir, reference):
+def test_sigkill_at_random_points_then_resume(tmp_path, mnist_dir, reference_run):
+    reference, (first_checkpoint, trained) = reference_run
     rng = random.Random(1234)
-    kills = 0
-    for trial in range(5):
+    kills, resumed_from = 0, set()
+    for trial in range(6):
         run_dir = tmp_path / f"run{trial}"
         proc = rnnlab("train", *ARGS, "--data-dir", mnist_dir, "--out", run_dir)
-        # Wait for training to start (config.json written), then kill at a random moment of it.
-        deadline = time.time() + 120
-        while not (run_dir / "config.json").exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 2.5))
+        # Kill at a random moment between the reference's first checkpoint and the end of its training.
+        wait_for(run_dir / "config.json", proc)
+        time.sleep(rng.uniform(first_checkpoint, trained))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
         proc.communicate(timeout=60)
         code, out, err = finish(rnnlab("train", "--resume", run_dir, "--quiet"))
         assert code == 0, err
+        resumed_from.add(out.split("resuming at ")[1].splitlines()[0] if "resuming at" in out else "start")
         assert_same_run(run_dir, reference)
-    assert kills >= 4, "the runs finished before they could be killed; make the run longer"
+    print(f"{kills} kills; resumed: {sorted(resumed_from)}")
+    assert kills >= 5, "the runs finished before they could be killed; make the run longer"
+    assert len(resumed_from) >= 3, "the kills did not land at different points"
 
 
 @pytest.mark.parametrize("nth_write", [2, 5])

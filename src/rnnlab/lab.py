@@ -187,6 +187,7 @@ def train(
     if config.backend == "numpy":
         return _train_numpy(config, run_dir, run_id, dataset, log)
 
+    peak = matmul_peak_gflops(device.type if device.type != "cuda" else str(device), config.precision)
     seed_everything(config.seed)
     model = new_model(config).to(device)
     # The sheet's Adam; fused: one kernel for all parameters instead of a loop of tiny operators
@@ -209,7 +210,6 @@ def train(
                               rank=ctx.rank, world_size=ctx.world_size, device=device)
     steps, features = input_shape(config.view)
     flops = train_flops_per_sample(config.model, steps, features, config.hidden_size, config.num_layers)
-    peak = matmul_peak_gflops(device.type if device.type != "cuda" else str(device), config.precision)
 
     def save_checkpoint(progress: Progress) -> str:
         sums = {"loss_sum": progress.loss_sum.cpu(), "correct": progress.correct.cpu()}

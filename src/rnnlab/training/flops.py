@@ -98,8 +98,10 @@ def matmul_peak_gflops(device: str = "cpu", dtype: torch.dtype | str = torch.flo
         dtype = PRECISION_DTYPES[dtype]
     if size is None:
         size = 8192 if device.startswith("cuda") else 1024
-    a = torch.randn(size, size, device=device).to(dtype)
-    b = torch.randn(size, size, device=device).to(dtype)
+    # A generator of its own: measuring must not move the global RNG a training run depends on.
+    generator = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn(size, size, device=device, generator=generator).to(dtype)
+    b = torch.randn(size, size, device=device, generator=generator).to(dtype)
     candidates = [lambda: torch.mm(a, b)]
     if device == "cpu" and dtype == torch.float32:
         onednn = _onednn_linear(a, b)
