@@ -17,10 +17,10 @@ from rnnlab.models.recurrent import RecurrentClassifier
 from rnnlab.models.scratch_lstm import from_torch_lstm
 
 
-def lab(data_dir: str, epochs: int, out: Path, device: str) -> dict:
+def lab(data_dir: str, epochs: int, out: Path, device: str, train_limit: int | None) -> dict:
     rows = {}
     for precision in ("fp32", "bf16"):
-        config = Config(data_dir=data_dir, epochs=epochs, device=device, precision=precision)
+        config = Config(data_dir=data_dir, epochs=epochs, device=device, precision=precision, train_limit=train_limit)
         started = time.perf_counter()
         summary = compare(["rnn", "lstm"], config, out / precision, quiet=True)
         wall = time.perf_counter() - started
@@ -42,6 +42,7 @@ def lstm_parity_and_speed(device: str, steps: int = 50, repeats: int = 5) -> dic
     grad_ref = torch.autograd.grad(out_ref.square().sum(), x)[0]
     grad_s = torch.autograd.grad(out_s.square().sum(), x)[0]
     grad_error = (grad_ref - grad_s).abs().max().item()
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     def step_time(recurrent) -> float:
         model = RecurrentClassifier(recurrent, 128).to(device)
@@ -52,14 +53,14 @@ def lstm_parity_and_speed(device: str, steps: int = 50, repeats: int = 5) -> dic
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        torch.cuda.synchronize()
+        sync()
         started = time.perf_counter()
         for _ in range(steps):
             loss = F.cross_entropy(model(xb), yb)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        torch.cuda.synchronize()
+        sync()
         return (time.perf_counter() - started) / steps
 
     ratios, ref_times, scratch_times = [], [], []
@@ -83,10 +84,11 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--out", type=Path, default=Path("/tmp/gpu_check"))
     p.add_argument("--device", default="cuda", help="cuda (cpu only to try the script itself)")
+    p.add_argument("--train-limit", type=int, default=None, help="first N training images (to try the script)")
     args = p.parse_args()
     rows = {"device": (torch.cuda.get_device_name() if args.device == "cuda" else "cpu", f"torch {torch.__version__}")}
-    rows.update(lstm_parity_and_speed(args.device) if args.device == "cuda" else {})
-    rows.update(lab(args.data_dir, args.epochs, args.out, args.device))
+    rows.update(lstm_parity_and_speed(args.device, steps=50 if args.device == "cuda" else 3, repeats=5 if args.device == "cuda" else 1))
+    rows.update(lab(args.data_dir, args.epochs, args.out, args.device, args.train_limit))
     width = max(len(k) for k in rows)
     print("\n| check | result | detail |\n| --- | --- | --- |")
     for key, (a, b) in rows.items():

@@ -4,6 +4,10 @@
 #
 #   bash scripts/gpu_check.sh [MNIST_DIR] [EPOCHS]
 #
+# MNIST_DIR holds the four IDX files (default ../shared/data/mnist). Where that folder does not travel
+# with the repo, copy the four .gz files into a git-ignored folder of the repo and pass it.
+# `python scripts/gpu_check.py --device cpu --epochs 1 --train-limit 640` tries the script on a CPU.
+#
 # It installs nothing when the machine's python3 already has torch, torchvision, matplotlib and tqdm
 # (GPU images usually do); otherwise it makes .venv from requirements.txt. rnnlab runs from src/.
 set -euo pipefail

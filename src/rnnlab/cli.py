@@ -183,10 +183,10 @@ def run_compare(args) -> int:
 
 
 def run_evaluate(args) -> int:
+    from rnnlab.data.sources import CLASS_NAMES
     from rnnlab.lab import evaluate_saved
 
     config, evaluation = evaluate_saved(args.path, args.data_dir, log=log)
-    from rnnlab.data.sources import CLASS_NAMES
 
     log(f"Test Accuracy: {100 * evaluation.accuracy:.2f}%  ({config.model} on {config.dataset}, "
         f"{int(evaluation.confusion.sum())} images)")
@@ -196,7 +196,6 @@ def run_evaluate(args) -> int:
 
 
 def run_show(args) -> int:
-    from rnnlab.config import Config
     from rnnlab.lab import load_data
     from rnnlab.report.plots import save_sample_batch
 
