@@ -32,3 +32,15 @@ def mnist(mnist_dir):
     from rnnlab.data import load_splits
 
     return load_splits("mnist", mnist_dir)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch/BLAS thread for a module: small problems only lose from a second (spinning) thread on a shared CPU."""
+    from rnnlab.models.numpy_lstm import blas_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with blas_threads(1):
+        yield
+    torch.set_num_threads(before)

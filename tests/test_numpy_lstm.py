@@ -27,16 +27,7 @@ from rnnlab.training.numpy_fit import evaluate_numpy, fit_numpy, numpy_to_state_
 TOL = 1e-7
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch/BLAS thread: these small problems only lose from a second (spinning) thread on a shared CPU."""
-    from rnnlab.models.numpy_lstm import blas_threads
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with blas_threads(1):
-        yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def rel_error(x: np.ndarray, y: np.ndarray) -> float:

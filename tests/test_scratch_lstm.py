@@ -15,16 +15,7 @@ from rnnlab.models.scratch_lstm import ScratchLSTM, from_torch_lstm, sheet_to_to
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch/BLAS thread: these small problems only lose from a second (spinning) thread on a shared CPU."""
-    from rnnlab.models.numpy_lstm import blas_threads
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with blas_threads(1):
-        yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def assert_close(actual: torch.Tensor, expected: torch.Tensor, tol: float, what: str = "") -> None:
