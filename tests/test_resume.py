@@ -167,12 +167,13 @@ def test_non_finite_loss_stops_with_epoch_step_and_checkpoint(tmp_path, mnist):
         return str(tmp_path / "checkpoint.pt")
 
     with pytest.raises(TrainingDiverged) as info:
-        fit(model, torch.optim.Adam(model.parameters()), batches, epochs=2, log_every=5, checkpoint_every=5,
+        fit(model, torch.optim.Adam(model.parameters()), batches, epochs=2, log_every=50, checkpoint_every=5,
             save_checkpoint=save, quiet=True, log=lambda _: None)
     message = str(info.value)
     assert "nan" in message and "epoch 1, step 13" in message
     assert "last good checkpoint" in message and str(tmp_path / "checkpoint.pt") in message
-    assert saved == [(0, 5), (0, 10)]  # nothing was checkpointed after the bad step
+    # Caught at the checkpoint after it (step 15), before the next log step (50): nothing bad was saved.
+    assert saved == [(0, 5), (0, 10)]
 
 
 def test_compare_interrupted_then_resumed_matches_uninterrupted(tmp_path, mnist_dir):

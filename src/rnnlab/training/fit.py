@@ -176,26 +176,31 @@ def fit(
                 first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
                 progress.step = step + 1
                 done = progress.step == steps
-                if progress.step % log_every == 0 or done:
-                    bad = int(first_bad)  # the one host sync per log interval
+                at_log = progress.step % log_every == 0 or done
+                at_checkpoint = bool(checkpoint_every) and progress.step % checkpoint_every == 0 and not done
+                if at_log or at_checkpoint or stop.signum:
+                    bad = int(first_bad)  # a host sync: once per log interval, and before any checkpoint
                     if bad >= 0:
                         where = f"last good checkpoint: {last_checkpoint}" if last_checkpoint else "no checkpoint yet"
                         raise TrainingDiverged(
-                            f"the loss became {loss.item()} at epoch {epoch + 1}, step {bad + 1}: training stopped "
-                            f"({where}); lower --lr or check the data"
+                            f"the loss stopped being finite (nan or inf) at epoch {epoch + 1}, step {bad + 1}: "
+                            f"training stopped ({where}); lower --lr or check the data"
                         )
+                if at_log:
                     bar.update(progress.step - bar.n)
                     bar.set_postfix(loss=f"{progress.loss_sum.item() / progress.step / ctx.world_size:.4f}")
-                    requested = torch.tensor(stop.signum or 0)
-                    if ctx.is_distributed:  # every rank must stop at the same step
+                # A signal stops the run after this step; under torchrun every rank must stop at the same
+                # step, so the ranks agree on it at log steps only.
+                signum = stop.signum or 0
+                if ctx.is_distributed:
+                    requested = torch.tensor(signum if at_log else 0)
+                    if at_log:
                         torch.distributed.all_reduce(requested, op=torch.distributed.ReduceOp.MAX)
-                    if int(requested) and save_checkpoint is not None:
-                        progress.seconds += time.perf_counter() - started
-                        raise TrainingInterrupted(int(requested), save_checkpoint(progress))
-                elif stop.signum and not ctx.is_distributed:
+                    signum = int(requested)
+                if signum:
                     progress.seconds += time.perf_counter() - started
-                    raise TrainingInterrupted(stop.signum, save_checkpoint(progress) if save_checkpoint else None)
-                if checkpoint_every and progress.step % checkpoint_every == 0 and not done and save_checkpoint:
+                    raise TrainingInterrupted(signum, save_checkpoint(progress) if save_checkpoint else None)
+                if at_checkpoint and save_checkpoint is not None:
                     progress.seconds += time.perf_counter() - started
                     started = time.perf_counter()
                     last_checkpoint = save_checkpoint(progress)
