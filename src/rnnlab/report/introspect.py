@@ -24,6 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from rnnlab.models.numpy_lstm import lstm_forward
+from rnnlab.models.scratch_lstm import from_torch_lstm
+
 GATES = ("i", "f", "o", "g")
 
 
@@ -114,36 +117,21 @@ def recurrent_of(model: nn.Module) -> nn.Module:
 def lstm_weights(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Per layer (Wx (D, 4H), Wh (H, 4H), b (4H,)) in the sheet's gate order i, f, o, g.
 
-    Reads `nn.LSTM` (W_ih, W_hh, b_ih + b_hh, order i, f, g, o) and `ScratchLSTM`
-    (`layers[k].Wx/Wh/b`, order i, f, o, g). Anything else raises `NotAnLSTM`.
+    Reads `ScratchLSTM` (`layers[k].Wx/Wh/b`) directly, and `nn.LSTM` through `from_torch_lstm`
+    (the one place that maps PyTorch's i, f, g, o and two biases). Anything else raises `NotAnLSTM`.
     """
     recurrent = recurrent_of(model)
     if isinstance(recurrent, nn.LSTM):
-        if recurrent.bidirectional or getattr(recurrent, "proj_size", 0):
-            raise NotAnLSTM("only unidirectional nn.LSTM without projections can be traced")
-        if not recurrent.batch_first:
-            raise NotAnLSTM("only batch_first nn.LSTM can be traced")
-        layers = []
-        for k in range(recurrent.num_layers):
-            w_ih = getattr(recurrent, f"weight_ih_l{k}").detach()
-            w_hh = getattr(recurrent, f"weight_hh_l{k}").detach()
-            if recurrent.bias:
-                bias = (getattr(recurrent, f"bias_ih_l{k}") + getattr(recurrent, f"bias_hh_l{k}")).detach()
-            else:
-                bias = torch.zeros(w_ih.shape[0], dtype=w_ih.dtype, device=w_ih.device)
-            i, f, g, o = w_ih.chunk(4, 0)
-            Wx = torch.cat([i, f, o, g]).t()
-            i, f, g, o = w_hh.chunk(4, 0)
-            Wh = torch.cat([i, f, o, g]).t()
-            i, f, g, o = bias.chunk(4)
-            layers.append((Wx, Wh, torch.cat([i, f, o, g])))
-        return layers
+        try:
+            recurrent = from_torch_lstm(recurrent)
+        except ValueError as exc:
+            raise NotAnLSTM(str(exc)) from None
     sublayers = getattr(recurrent, "layers", None)
-    if sublayers is not None and all(all(hasattr(layer, n) for n in ("Wx", "Wh", "b")) for layer in sublayers):
-        if not getattr(recurrent, "batch_first", True):
-            raise NotAnLSTM("only batch_first ScratchLSTM can be traced")
-        return [(layer.Wx.detach(), layer.Wh.detach(), layer.b.detach()) for layer in sublayers]
-    raise NotAnLSTM(f"{type(recurrent).__name__} is not an LSTM (nn.LSTM or ScratchLSTM): it has no gates to show")
+    if sublayers is None or not all(all(hasattr(layer, n) for n in ("Wx", "Wh", "b")) for layer in sublayers):
+        raise NotAnLSTM(f"{type(recurrent).__name__} is not an LSTM (nn.LSTM or ScratchLSTM): it has no gates to show")
+    if not getattr(recurrent, "batch_first", True):
+        raise NotAnLSTM("only batch_first LSTMs can be traced")
+    return [(layer.Wx.detach(), layer.Wh.detach(), layer.b.detach()) for layer in sublayers]
 
 
 def is_lstm(model: nn.Module) -> bool:
@@ -158,31 +146,24 @@ def is_lstm(model: nn.Module) -> bool:
 def lstm_gate_trace(model: nn.Module, x: torch.Tensor, dtype: torch.dtype = torch.float64) -> list[dict[str, np.ndarray]]:
     """Re-run the model's own LSTM weights through the sheet's equations on x (T, D) or (N, T, D).
 
-    Returns one dict per layer with arrays `i, f, o, g, c, h` of shape (T, H) (or (N, T, H)),
-    computed in `dtype` (float64 by default, so the trace is at least as exact as the model).
+    The equations are `numpy_lstm.lstm_forward`'s, the NumPy reference. Returns one dict per layer
+    with arrays `i, f, o, g, c, h` of shape (T, H) (or (N, T, H)), computed in `dtype` (float64 by
+    default, so the trace is at least as exact as the model).
     """
     batch, single = _as_batch(x)
-    layers = lstm_weights(model)
-    inputs = batch.to(dtype=dtype, device="cpu")
-    N, T, _ = inputs.shape
+    np_dtype = torch.empty((), dtype=dtype).numpy().dtype
+    inputs = batch.detach().cpu().numpy().astype(np_dtype)
     trace = []
-    for Wx, Wh, b in layers:
-        Wx, Wh, b = (w.to(dtype=dtype, device="cpu") for w in (Wx, Wh, b))
+    for Wx, Wh, b in lstm_weights(model):
+        Wx, Wh, b = (w.detach().cpu().numpy().astype(np_dtype) for w in (Wx, Wh, b))
         H = Wh.shape[0]
-        h = inputs.new_zeros(N, H)
-        c = inputs.new_zeros(N, H)
-        record = {name: inputs.new_empty(N, T, H) for name in ("i", "f", "o", "g", "c", "h")}
-        projected = inputs @ Wx + b  # (N, T, 4H)
-        for t in range(T):
-            a = projected[:, t] + h @ Wh
-            i, f, o = torch.sigmoid(a[:, :3 * H]).chunk(3, dim=1)
-            g = torch.tanh(a[:, 3 * H:])
-            c = f * c + i * g
-            h = o * torch.tanh(c)
-            for name, value in zip(("i", "f", "o", "g", "c", "h"), (i, f, o, g, c, h)):
-                record[name][:, t] = value
-        trace.append({name: (v[0] if single else v).numpy() for name, v in record.items()})
-        inputs = record["h"]
+        h, cache = lstm_forward(inputs, np.zeros((inputs.shape[0], H), np_dtype), Wx, Wh, b)
+        gates = cache["gates"].transpose(1, 0, 2)  # (N, T, 4H), activated, in order i, f, o, g
+        record = {name: gates[..., k * H : (k + 1) * H] for k, name in enumerate(GATES)}
+        record["c"] = cache["c"][1:].transpose(1, 0, 2)
+        record["h"] = h
+        trace.append({name: np.ascontiguousarray(v[0] if single else v) for name, v in record.items()})
+        inputs = h
     return trace
 
 
