@@ -65,7 +65,7 @@ def main() -> None:
         many = torch.load(Path(tmp) / f"r0-p{args.nproc}" / "model.pt", weights_only=True)["state_dict"]
         diff = max((one[k] - many[k]).abs().max().item() for k in one)
     t1, tk = statistics.median(times[1]), statistics.median(times[args.nproc])
-    print(f"\n| processes | threads each | median train s | ratio to 1 process |\n|---|---:|---:|---:|")
+    print("\n| processes | threads each | median train s | ratio to 1 process |\n|---|---:|---:|---:|")
     print(f"| 1 | {args.threads} | {t1:.1f} | 1.00 |")
     print(f"| {args.nproc} (torchrun, gloo) | {max(1, args.threads // args.nproc)} | {tk:.1f} | {tk / t1:.2f} |")
     print(f"\nmax |w_{args.nproc}proc - w_1proc| after {args.epochs} epoch(s): {diff:.3g}")

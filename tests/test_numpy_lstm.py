@@ -22,7 +22,7 @@ from rnnlab.models.numpy_lstm import (
     softmax_cross_entropy,
 )
 from rnnlab.models.registry import build_model
-from rnnlab.training.numpy_fit import evaluate_numpy, fit_numpy, numpy_to_state_dict
+from rnnlab.training.numpy_fit import fit_numpy, numpy_to_state_dict
 
 TOL = 1e-7
 

@@ -140,7 +140,6 @@ def test_resume_of_a_finished_run_changes_nothing(tmp_path, mnist_dir):
 
 def test_non_finite_loss_stops_with_epoch_step_and_checkpoint(tmp_path, mnist):
     """A model whose output turns NaN at global step 13 of epoch 1: the run stops there, naming it."""
-    from rnnlab.config import Config
     from rnnlab.data import SequenceBatches, to_sequences
     from rnnlab.models import build_model
     from rnnlab.training import Progress, TrainingDiverged, fit

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from rnnlab.errors import RnnlabError
 
@@ -82,13 +80,3 @@ class Config:
         if unknown:
             raise RnnlabError(f"unknown config keys {unknown}: this config was not written by this rnnlab")
         return cls(**values)
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: Path) -> "Config":
-        try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, ValueError, TypeError) as exc:
-            raise RnnlabError(f"cannot read config {path}: {exc}") from None

@@ -9,7 +9,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
 
 from rnnlab.data.batches import epoch_permutation  # noqa: E402
 from rnnlab.data.sources import Dataset  # noqa: E402
