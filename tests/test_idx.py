@@ -1,4 +1,6 @@
 import gzip
+import tracemalloc
+import zlib
 
 import numpy as np
 import pytest
@@ -86,3 +88,87 @@ def test_label_out_of_range_and_count_mismatch(tmp_path):
     labels = write_idx(tmp_path / "l2", np.array([1, 2, 3]))
     with pytest.raises(DataError, match="5 images but .* 3 labels"):
         load_idx_pair(images, labels)
+
+
+# --- crafted headers and gzip bombs (issue 11, defects 6 and 7) ---------------------------------------
+
+def cli(capsys, *argv):
+    """Run the CLI in-process: (exit code, stdout, the non-empty stderr lines)."""
+    from rnnlab.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, [line for line in err.splitlines() if line.strip()]
+
+
+def overflowing_header() -> bytes:
+    """A 3-d header of 2^22 x 2^21 x 2^21 = 2^64 bytes and no data: the product wraps to 0 in int64."""
+    return bytes([0, 0, 0x08, 3]) + b"".join((1 << k).to_bytes(4, "big") for k in (22, 21, 21))
+
+
+def test_header_whose_size_overflows_int64_is_truncated_not_a_crash(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(overflowing_header())
+    with pytest.raises(DataError, match="truncated") as info:
+        load_idx_images(path)
+    assert str(2**64) in str(info.value)  # the announced size, computed exactly
+
+
+def test_overflowing_header_through_the_cli_is_one_line(tmp_path, capsys):
+    data = random_dataset(tmp_path / "d", n_train=20, n_test=10)
+    (data / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(overflowing_header()))
+    before = sorted(tmp_path.rglob("*"))
+    code, _, err = cli(capsys, "show", "--data-dir", data, "--out", tmp_path / "b.png")
+    assert code == 2 and len(err) == 1 and "train-images-idx3-ubyte.gz" in err[0] and "truncated" in err[0]
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def write_gzip_bomb(path, zeros: int, labels: int = 1000):
+    """A .gz holding a valid header for `labels` labels and then `zeros` zero bytes, compressed in 1 MiB
+    steps so that building it never holds the bomb in memory (zeros compress about 1000:1)."""
+    chunk = bytes(1 << 20)
+    packer = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: a gzip container
+    with open(path, "wb") as f:
+        f.write(packer.compress(bytes([0, 0, 0x08, 1]) + labels.to_bytes(4, "big")))
+        for start in range(0, zeros, len(chunk)):
+            f.write(packer.compress(chunk[: zeros - start]))
+        f.write(packer.flush())
+    return path
+
+
+def test_gzip_bomb_is_refused_without_inflating_it(tmp_path):
+    """A 256 MiB bomb behind a 1,000-label header: refused after reading 1,001 bytes of data.
+
+    Memory is measured with tracemalloc (Python's and zlib's allocations, this call only), not with
+    ru_maxrss, which is a process-wide high-water mark that an earlier test may already have raised.
+    """
+    bomb = write_gzip_bomb(tmp_path / "train-labels-idx1-ubyte.gz", 256 << 20)
+    assert bomb.stat().st_size < 2 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match="trailing") as info:
+            load_idx_labels(bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert str(bomb) in str(info.value)
+    assert peak < 8 << 20, f"peak {peak / 2**20:.0f} MiB while refusing a 256 MiB bomb"
+
+
+def test_gzip_bomb_through_the_cli_is_one_line(tmp_path, capsys):
+    data = random_dataset(tmp_path / "d", n_train=1000, n_test=10)
+    write_gzip_bomb(data / "train-labels-idx1-ubyte.gz", 16 << 20)
+    before = sorted(tmp_path.rglob("*"))
+    code, _, err = cli(capsys, "show", "--data-dir", data, "--out", tmp_path / "b.png")
+    assert code == 2 and len(err) == 1 and "train-labels-idx1-ubyte.gz" in err[0] and "trailing" in err[0]
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_a_complete_gzip_with_a_bad_checksum_is_still_refused(tmp_path):
+    """Reading stops one byte past the announced size, which is enough to reach and check the CRC."""
+    data = bytearray(gzip.compress(idx_bytes(np.arange(10) % 10)))
+    data[-8] ^= 0xFF  # the CRC-32 in the gzip trailer
+    path = tmp_path / "l.gz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="gzip"):
+        read_idx(path)

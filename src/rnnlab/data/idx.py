@@ -8,8 +8,11 @@ file's name and what is wrong; nothing else escapes for any input bytes.
 from __future__ import annotations
 
 import gzip
+import io
+import math
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -20,50 +23,85 @@ GZIP_MAGIC = b"\x1f\x8b"
 UBYTE = 0x08
 
 
+# Data is read in steps of this size, so that a header announcing more than the file holds never makes us
+# allocate the announced size up front.
+READ_STEP = 1 << 20
+
+
 def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
     """Parse the bytes of an uncompressed IDX file of unsigned bytes into a uint8 array."""
-    if len(raw) == 0:
+    return read_idx_stream(io.BytesIO(raw), name)
+
+
+def read_idx_stream(stream: BinaryIO, name: str) -> np.ndarray:
+    """Read one IDX file from `stream` (raw bytes, or a `GzipFile` that decompresses as it is read).
+
+    The header comes first; then at most the size it announces plus one byte is read, so a file (or a
+    gzip bomb) holding more than announced is refused after one extra byte, never inflated whole.
+    """
+    magic = stream.read(4)
+    if len(magic) == 0:
         raise DataError(f"{name}: the file is empty; expected an IDX file")
-    if len(raw) < 4:
-        raise DataError(f"{name}: only {len(raw)} bytes, too short for an IDX header")
-    if raw[0] != 0 or raw[1] != 0:
-        raise DataError(f"{name}: bad magic number {raw[:4].hex()}; this is not an IDX file")
-    if raw[2] != UBYTE:
-        raise DataError(f"{name}: IDX type code 0x{raw[2]:02x} is not 0x08 (unsigned byte)")
-    ndim = raw[3]
+    if len(magic) < 4:
+        raise DataError(f"{name}: only {len(magic)} bytes, too short for an IDX header")
+    if magic[0] != 0 or magic[1] != 0:
+        raise DataError(f"{name}: bad magic number {magic.hex()}; this is not an IDX file")
+    if magic[2] != UBYTE:
+        raise DataError(f"{name}: IDX type code 0x{magic[2]:02x} is not 0x08 (unsigned byte)")
+    ndim = magic[3]
     if ndim == 0:
         raise DataError(f"{name}: IDX header declares 0 dimensions")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{name}: truncated header ({len(raw)} bytes, {ndim} dimensions need {header})")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape, dtype=np.int64))
-    actual = len(raw) - header
-    if actual != expected:
-        how = "truncated" if actual < expected else "has trailing bytes"
+    dims = stream.read(4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise DataError(f"{name}: truncated header ({4 + len(dims)} bytes, {ndim} dimensions need {4 + 4 * ndim})")
+    shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(ndim))
+    expected = math.prod(shape)  # a Python int: 255 dimensions of up to 2^32 each cannot overflow it
+    data = read_at_most(stream, expected + 1)
+    if len(data) < expected:
         raise DataError(
-            f"{name}: {how}: header says shape {shape} = {expected} bytes of data, file holds {actual}"
+            f"{name}: truncated: header says shape {shape} = {expected} bytes of data, file holds {len(data)}"
         )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    if len(data) > expected:
+        raise DataError(
+            f"{name}: has trailing bytes: header says shape {shape} = {expected} bytes of data, file holds more"
+        )
+    return np.frombuffer(data, dtype=np.uint8).reshape(shape)
+
+
+def read_at_most(stream: BinaryIO, limit: int) -> bytearray:
+    """Up to `limit` bytes of `stream`, read in `READ_STEP` pieces: memory follows what is really there,
+    not what a header claims, and the growing bytearray avoids a second full-size copy at the end."""
+    data = bytearray()
+    while len(data) < limit:
+        piece = stream.read(min(READ_STEP, limit - len(data)))
+        if not piece:
+            break
+        data += piece
+    return data
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file (`.gz` or raw, told apart by content) into a uint8 array."""
+    """Read an IDX file (`.gz` or raw, told apart by content) into a uint8 array.
+
+    Gzip data is decompressed while it is read, and only as far as the IDX header says it reaches (see
+    `read_idx_stream`), so a small `.gz` that inflates to gigabytes costs no more memory than a valid file.
+    """
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as file:
+            head = file.read(2)
+            file.seek(0)
+            if head != GZIP_MAGIC:
+                if head and path.suffix == ".gz":
+                    raise DataError(f"{path}: named .gz but is not gzip data")
+                return read_idx_stream(file, str(path))
+            try:
+                with gzip.GzipFile(fileobj=file, mode="rb") as unpacked:
+                    return read_idx_stream(unpacked, str(path))
+            except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+                raise DataError(f"{path}: corrupt or truncated gzip data ({exc})") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if not raw:
-        raise DataError(f"{path}: the file is empty; expected an IDX file (.gz or raw)")
-    if raw[:2] == GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(f"{path}: corrupt or truncated gzip data ({exc})") from None
-    elif path.suffix == ".gz":
-        raise DataError(f"{path}: named .gz but is not gzip data")
-    return parse_idx(raw, str(path))
 
 
 def load_idx_images(path: str | Path) -> torch.Tensor:
@@ -73,7 +111,7 @@ def load_idx_images(path: str | Path) -> torch.Tensor:
         raise DataError(f"{path}: image file must have 3 dimensions (N, rows, cols), has shape {array.shape}")
     if array.shape[1:] != (28, 28):
         raise DataError(f"{path}: images must be 28x28, are {array.shape[1]}x{array.shape[2]}")
-    return torch.from_numpy(array.copy())
+    return torch.from_numpy(array)  # no copy: `read_idx` returns a writable array over its own buffer
 
 
 def load_idx_labels(path: str | Path, num_classes: int = 10) -> torch.Tensor:
