@@ -50,7 +50,9 @@ def measure_overhead(config, dataset, steps: int, rounds: int) -> dict:
     import torch.nn.functional as F
 
     from rnnlab.data import SequenceBatches
-    from rnnlab.lab import new_model, seed_everything, sequence_inputs
+    from rnnlab.data import sequence_inputs
+    from rnnlab.models import new_model
+    from rnnlab.training.distributed import seed_everything
     from rnnlab.training.evaluate import autocast
     from rnnlab.training.fit import fit
 
@@ -99,18 +101,21 @@ def rnnlab_side(args) -> dict:
     t0 = time.perf_counter()
     import torch
 
-    from rnnlab.config import Config
-    from rnnlab.lab import compare, load_data
+    from rnnlab.data import load_data
+    from rnnlab.lab import compare
 
+    from rnnlab.training.machine import keep_freed_memory
+
+    keep_freed_memory()  # what the rnnlab command does at its entry point
     imported = time.perf_counter()
     if args.threads:
         torch.set_num_threads(args.threads)
     models = args.models.split(",")
-    config = Config(model=models[0], data_dir=str(args.data_dir), epochs=args.epochs, seed=args.seed, device="cpu",
+    settings = dict(data_dir=str(args.data_dir), epochs=args.epochs, seed=args.seed, device="cpu",
                     precision=args.precision, train_limit=args.train_limit, test_limit=args.test_limit)
     with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as out:
         lab_started = time.perf_counter()
-        compare(models, config, Path(out) / "lab", quiet=True, log=lambda m: print(m, flush=True))
+        compare(models, settings, Path(out) / "lab", quiet=True, log=lambda m: print(m, flush=True))
         lab_seconds = time.perf_counter() - lab_started
         lab_end = time.monotonic()
         result = {"side": "rnnlab", "precision": args.precision, "threads": torch.get_num_threads(),
@@ -281,6 +286,13 @@ def main(argv=None) -> int:
         return 0
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    import torch
+
+    from rnnlab.training.machine import native_bf16
+
+    if "bf16" in args.precision and not native_bf16(torch.device("cpu")):  # AVX2-only: no bf16 LSTM in oneDNN
+        print("lab vs sheet: this CPU has no native bf16: bf16 left out", flush=True)
+        args.precision = [p for p in args.precision if p != "bf16"]
     kinds = ["sheet"] + [f"rnnlab-{p}" for p in args.precision]
     out = args.out or Path(tempfile.mkdtemp(prefix="lab-vs-sheet-"))
     out.mkdir(parents=True, exist_ok=True)

@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     from rnnlab.models.numpy_lstm import blas_threads
+    from rnnlab.training.machine import keep_freed_memory
+
+    keep_freed_memory()  # what the rnnlab command does at its entry point
 
     torch.set_num_threads(args.threads)
     T = D = 28

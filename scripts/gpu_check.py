@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from rnnlab.config import Config
 from rnnlab.lab import compare
+from rnnlab.training.machine import keep_freed_memory, native_bf16
 from rnnlab.models.recurrent import RecurrentClassifier
 from rnnlab.models.scratch_lstm import from_torch_lstm
 
@@ -20,9 +20,13 @@ from rnnlab.models.scratch_lstm import from_torch_lstm
 def lab(data_dir: str, epochs: int, out: Path, device: str, train_limit: int | None) -> dict:
     rows = {}
     for precision in ("fp32", "bf16"):
-        config = Config(data_dir=data_dir, epochs=epochs, device=device, precision=precision, train_limit=train_limit)
+        if precision == "bf16" and not native_bf16(torch.device(device)):  # e.g. an AVX2-only CPU: no bf16 LSTM
+            for name in ("rnn", "lstm"):
+                rows[f"lab {name} bf16"] = ("skipped", f"this {device} has no native bf16")
+            continue
+        settings = dict(data_dir=data_dir, epochs=epochs, device=device, precision=precision, train_limit=train_limit)
         started = time.perf_counter()
-        summary = compare(["rnn", "lstm"], config, out / precision, quiet=True)
+        summary = compare(["rnn", "lstm"], settings, out / precision, quiet=True)
         wall = time.perf_counter() - started
         for name, row in summary.items():
             rows[f"lab {name} {precision}"] = (f"test {100 * row['test_accuracy']:.2f}%",
@@ -86,6 +90,7 @@ def main() -> None:
     p.add_argument("--device", default="cuda", help="cuda (cpu only to try the script itself)")
     p.add_argument("--train-limit", type=int, default=None, help="first N training images (to try the script)")
     args = p.parse_args()
+    keep_freed_memory()
     rows = {"device": (torch.cuda.get_device_name() if args.device == "cuda" else "cpu", f"torch {torch.__version__}")}
     rows.update(lstm_parity_and_speed(args.device, steps=50 if args.device == "cuda" else 3, repeats=5 if args.device == "cuda" else 1))
     rows.update(lab(args.data_dir, args.epochs, args.out, args.device, args.train_limit))

@@ -1,7 +1,10 @@
 """The lab on full real MNIST with the sheet's settings reaches the sheet's accuracy.
 
-The sheet's own code reaches about 95.4% (RNN) and 98.4% (LSTM) here; the floors leave room for
-the seed-to-seed spread of a 5-epoch run. These are the slowest tests (about 2 minutes in all).
+The RNN's 5-epoch accuracy at one seed depends on the CPU's kernel path and the thread count: seed 0
+gives 95.28% on an AVX-512 machine and 94.07% on an AVX2-only EPYC (bit for bit, twice); the sheet's
+own code gave 93.67% to 95.39% across thread counts (docs/benchmarks.md). The floors sit below every
+figure seen (RNN 93.0%, LSTM 98.3%; the LSTM's spread is a few tenths), and the lab's answer (the LSTM
+reads digits better) is asserted as well. These are the slowest tests (about 2 minutes in all).
 """
 
 import json
@@ -21,8 +24,9 @@ def lab(tmp_path_factory, mnist_dir):
 def test_compare_with_defaults_reaches_the_floors(lab):
     summary = json.loads((lab / "summary.json").read_text())
     print({name: row["test_accuracy"] for name, row in summary.items()})
-    assert summary["rnn"]["test_accuracy"] >= 0.950
+    assert summary["rnn"]["test_accuracy"] >= 0.930
     assert summary["lstm"]["test_accuracy"] >= 0.983
+    assert summary["lstm"]["test_accuracy"] > summary["rnn"]["test_accuracy"] + 0.02
     for name, layers in (("rnn", 1), ("lstm", 2)):
         config = json.loads((lab / name / "config.json").read_text())
         assert (config["epochs"], config["batch_size"], config["lr"], config["hidden_size"], config["num_layers"],

@@ -13,19 +13,13 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import exit_code
 from idx_files import idx_bytes, random_dataset
 from rnnlab.cli import main
 from rnnlab.data.idx import parse_idx, read_idx
 from rnnlab.errors import DataError
 
 TINY = ["--model", "rnn", "--hidden-size", "8", "--epochs", "1", "--quiet"]
-
-
-def exit_code(argv) -> int:
-    try:
-        return main([str(a) for a in argv])
-    except SystemExit as exc:
-        return exc.code
 
 
 def check_one_line_exit_2(capsys, argv, message: str, untouched: Path) -> None:

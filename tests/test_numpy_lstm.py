@@ -129,16 +129,18 @@ def test_sequence_backward_numerical_gradients():
         assert rel_error(num, analytic[name]) <= TOL, name
 
 
-def test_sequence_c0_gradient_and_final_state():
+def test_sequence_final_cell_state_is_the_last_step_cache():
     rng = np.random.default_rng(4)
     N, T, D, H = 2, 3, 3, 4
     x, h0, Wx, Wh, b = random_lstm(rng, N, T, D, H)
-    c0 = rng.standard_normal((N, H))
-    dh = rng.standard_normal((N, T, H))
-    _, cache = lstm_forward(x, h0, Wx, Wh, b, c0=c0)
-    lstm_backward(dh, cache)
-    num = eval_numerical_gradient_array(lambda v: lstm_forward(x, h0, Wx, Wh, b, c0=v)[0], c0.copy(), dh)
-    assert rel_error(num, cache["dc0"]) <= TOL
+    h, cache = lstm_forward(x, h0, Wx, Wh, b)
+    prev_h, prev_c = h0, np.zeros((N, H))
+    for t in range(T):
+        prev_h, prev_c, _ = lstm_step_forward(x[:, t], prev_h, prev_c, Wx, Wh, b)
+    cells = cache[-1]
+    assert len(cells) == T
+    np.testing.assert_allclose(cells[-1][5], prev_c, rtol=1e-12, atol=1e-14)  # next_c of the last step = c_T
+    np.testing.assert_allclose(h[:, -1], prev_h, rtol=1e-12, atol=1e-14)
 
 
 def test_sequence_equals_step_by_step_and_does_not_touch_dh():
@@ -245,8 +247,18 @@ def test_state_dict_gives_the_same_logits_in_torch():
     assert np.array_equal(clf.predict(x), logits.argmax(1))
 
 
+def first_images(dataset, n: int):
+    """`dataset` with only its first `n` training images (what `load_data` does for --train-limit)."""
+    from dataclasses import replace
+
+    from rnnlab.data import Split
+
+    return replace(dataset, train=Split(dataset.train.images[:n], dataset.train.labels[:n]))
+
+
 def test_fit_numpy_learns_a_small_subset(mnist):
-    config = Config(backend="numpy", epochs=2, hidden_size=32, train_limit=640, batch_size=64, lr=3e-3, seed=1)
+    config = Config(backend="numpy", epochs=2, hidden_size=32, batch_size=64, lr=3e-3, seed=1)
+    mnist = first_images(mnist, 640)
     lines = []
     clf, epochs = fit_numpy(config, mnist, log=lines.append)
     assert [e["epoch"] for e in epochs] == [1, 2] and len(lines) == 2
@@ -269,7 +281,7 @@ def test_numpy_training_reaches_97_percent_on_real_mnist(mnist, mnist_dir, tmp_p
 
     from rnnlab.cli import main
     from rnnlab.data import to_sequences
-    from rnnlab.lab import load_model
+    from rnnlab.runs import load_model
 
     out = tmp_path / "numpy"
     started = time.perf_counter()
@@ -282,7 +294,7 @@ def test_numpy_training_reaches_97_percent_on_real_mnist(mnist, mnist_dir, tmp_p
     # The saved model is an nn.LSTM classifier holding the NumPy weights; NumPy and torch answer alike.
     model, config = load_model(out)
     assert (config.backend, config.hidden_size, config.num_layers, config.lr) == ("numpy", 128, 2, 1e-3)
-    clf, _ = fit_numpy(Config(backend="numpy", epochs=1, hidden_size=16, train_limit=64), mnist, log=lambda _: None)
+    clf, _ = fit_numpy(Config(backend="numpy", epochs=1, hidden_size=16), first_images(mnist, 64), log=lambda _: None)
     small = build_model("lstm", 28, 16, 2)
     small.load_state_dict(numpy_to_state_dict(clf))
     with torch.no_grad():

@@ -13,9 +13,10 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import run
 from rnnlab.cli import main
 from rnnlab.config import Config
-from rnnlab.report.images import MAX_PIXELS, load_digit
+from rnnlab.report.images import MAX_PIXELS, ImageRefused, load_digit
 
 # Fast to train on two busy cores (~15 s) and ~90% right: one epoch on 20,000 images, a 1-layer LSTM of 64 units,
 # large batches with a high learning rate.
@@ -40,7 +41,7 @@ def trained(tmp_path_factory, mnist_dir):
 @pytest.fixture(scope="module")
 def examples(trained, mnist):
     """The first 10 test images (one per class where possible) the model gets right in their 28×28 form."""
-    from rnnlab.lab import sequence_inputs
+    from rnnlab.data import sequence_inputs
 
     _, model, config = trained
     images, labels = mnist.test.images[:400], mnist.test.labels[:400]
@@ -60,12 +61,6 @@ def examples(trained, mnist):
 def user_picture(digit: np.ndarray, size=(200, 200)) -> Image.Image:
     """An MNIST digit as a user draws it: dark ink on white paper, scaled up."""
     return Image.fromarray(255 - digit).resize(size, Image.Resampling.BICUBIC)
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def labels_printed(stdout: str) -> list[str]:
@@ -207,21 +202,29 @@ BAD = ["text.png", "empty.png", "truncated.png", "bomb.png", "just-too-big.png",
 
 
 @pytest.mark.parametrize("name", BAD)
-def test_bad_picture_is_one_line_and_exit_2(name, trained, examples, tmp_path, capsys):
-    content, phrase = bad_files(examples[0][0])[name]
+def test_bad_picture_is_refused_with_one_line(name, mnist, tmp_path):
+    """Each bad picture is refused by `load_digit` itself, naming the file and what is wrong."""
+    content, phrase = bad_files(mnist.test.images[0].numpy())[name]
     path = tmp_path / name
     path.write_bytes(content)
+    with pytest.raises(ImageRefused) as refused:
+        load_digit(path)
+    message = str(refused.value)
+    assert "\n" not in message and str(path) in message and phrase in message, message
+
+
+def test_bad_picture_through_the_cli_is_exit_2_and_no_output(trained, mnist, tmp_path, capsys):
+    """Every picture is checked before anything is printed or written: a bad one after a good one."""
+    bad = tmp_path / "truncated.png"
+    bad.write_bytes(bad_files(mnist.test.images[0].numpy())["truncated.png"][0])
     good = tmp_path / "good.png"
-    user_picture(examples[0][0]).save(good)
+    user_picture(mnist.test.images[0].numpy()).save(good)
     explain = tmp_path / "explain.png"
-    code, out, err = run(capsys, "predict", trained[0], good, path) if name != "empty.png" else \
-        run(capsys, "predict", trained[0], path, "--explain", explain)
-    assert code == 2
-    assert out == ""  # nothing printed for the good picture either: all are checked first
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("rnnlab: error: ") and "Traceback" not in err, err
-    assert str(path) in lines[0] and phrase in lines[0], lines[0]
-    assert not explain.exists()
+    for argv in ([good, bad], [bad, "--explain", explain]):
+        code, out, err = run(capsys, "predict", trained[0], *argv)
+        lines = err.strip().splitlines()
+        assert code == 2 and out == "" and not explain.exists()
+        assert len(lines) == 1 and lines[0].startswith("rnnlab: error: ") and str(bad) in lines[0], err
 
 
 def test_missing_picture_and_missing_model(trained, tmp_path, capsys):

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import finish
+
 # 3 epochs × 64 steps with dropout between the two layers (so the RNG state matters), checkpoints
 # every 5 steps and at every epoch end.
 ARGS = ["--model", "lstm", "--hidden-size", "24", "--dropout", "0.2", "--train-limit", "4096",
@@ -24,10 +26,6 @@ def rnnlab(*argv, env=None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "rnnlab", *map(str, argv)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
 
-
-def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]:
-    out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, out, err
 
 
 def final_state(run_dir: Path):
@@ -101,7 +99,7 @@ def test_killed_in_the_middle_of_a_checkpoint_write(tmp_path, mnist_dir, referen
     """Writes 1.. are config.json, then checkpoints: the crash leaves a half-written temporary file."""
     run_dir = tmp_path / "run"
     code, _, _ = finish(rnnlab("train", *ARGS, "--data-dir", mnist_dir, "--out", run_dir,
-                               env={"RNNLAB_CRASH_IN_WRITE": str(nth_write)}))
+                               env={"RNNLAB_TEST_CRASH_IN_WRITE": str(nth_write)}))
     assert code == -signal.SIGKILL
     assert list(run_dir.glob(".checkpoint.pt.*.tmp")), "the crash did not happen during a checkpoint write"
     if nth_write > 2:  # an earlier checkpoint is whole and loadable

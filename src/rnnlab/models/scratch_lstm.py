@@ -9,9 +9,8 @@ Each layer holds the sheet's parameters (CS231n assignment 3 layout):
     c_t = f ⊙ c_{t-1} + i ⊙ g
     h_t = o ⊙ tanh(c_t)
 
-`ScratchLSTM` is a drop-in for `nn.LSTM(..., batch_first=True)`: it returns `(output, (h_n, c_n))`
-and accepts an optional `(h0, c0)`. One `torch.autograd.Function` per layer runs the time loop in
-place in preallocated buffers and computes the gradient from the equations above:
+`ScratchLSTM` is a drop-in for `nn.LSTM(..., batch_first=True)`: `(output, (h_n, c_n))`, optional
+`(h0, c0)`. One `torch.autograd.Function` per layer runs the loop and the gradient of the equations:
 
 * the input projection `x_t Wx + b` of all T steps is one matrix product before the loop;
 * the loop does only the recurrent product `h_{t-1} Wh` (in place into the gate buffer) and the
@@ -21,114 +20,41 @@ place in preallocated buffers and computes the gradient from the equations above
 * dWx, dWh and db together are ONE product over all T steps after the loop
   ([x_t | h_{t-1} | 1]ᵀ da_t), and dx is one product too.
 
-Speed (CPU, float32): products go to oneDNN (`torch.ops.mkldnn._linear_pointwise`), the GEMM
-nn.LSTM itself uses on CPU (torch.mm's MKL sgemm runs at half its speed on e.g. AMD EPYC); tanh is
-evaluated as 2σ(2z) - 1 (ATen's CPU tanh is ~7x slower than its sigmoid); big buffers come from a
-small workspace pool, reused only once nothing references them (no page faults every step).
-float64, bfloat16 (autocast) and CUDA tensors take plain torch.mm/addmm.
-
-`from_torch_lstm`/`to_torch_lstm` convert to and from `nn.LSTM` (gate order i, f, g, o, weights
-transposed, two biases whose sum is `b`).
+Speed-only code (oneDNN's GEMM, a faster tanh) is in `rnnlab.models._fast`; this file reads as the
+equations. `from_torch_lstm`/`to_torch_lstm` convert to and from `nn.LSTM` (gate order i, f, g, o,
+weights transposed, two biases whose sum is `b`); `sheet_to_torch_weights` is the one place that maps
+the layouts.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-# nn.LSTM row blocks are (i, f, g, o); the sheet's column blocks are (i, f, o, g).
-_TORCH_TO_SHEET = (0, 1, 3, 2)  # sheet block k comes from torch block _TORCH_TO_SHEET[k]
-_SHEET_TO_TORCH = (0, 1, 3, 2)  # the permutation is its own inverse
+from rnnlab.models import _fast
+from rnnlab.models._fast import linear, linear_add, prepare_weight
+
+# nn.LSTM's row blocks are (i, f, g, o); the sheet's column blocks are (i, f, o, g). Swapping the last two
+# blocks maps either layout to the other (the permutation is its own inverse).
+SWAP_G_O = (0, 1, 3, 2)
 
 
-def _reorder_blocks(t: torch.Tensor, order: tuple[int, ...], dim: int) -> torch.Tensor:
+def _swap_g_o(t: torch.Tensor, dim: int) -> torch.Tensor:
     chunks = t.chunk(4, dim=dim)
-    return torch.cat([chunks[k] for k in order], dim=dim)
+    return torch.cat([chunks[k] for k in SWAP_G_O], dim=dim)
 
 
-_HAS_ONEDNN_LINEAR = (
-    torch.backends.mkldnn.is_available()
-    and hasattr(torch.ops, "mkldnn")
-    and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-)
+def sheet_to_torch_weights(Wx: torch.Tensor, Wh: torch.Tensor, b: torch.Tensor):
+    """Sheet layout (Wx (D,4H), Wh (H,4H), b (4H,), i,f,o,g) → nn.LSTM's (W_ih (4H,D), W_hh (4H,H), b (4H,)), i,f,g,o."""
+    return _swap_g_o(Wx.t(), 0), _swap_g_o(Wh.t(), 0), _swap_g_o(b, 0)
 
 
-def _onednn_ok(t: torch.Tensor) -> bool:
-    """Whether products on `t` go to oneDNN's GEMM (CPU float32), the GEMM nn.LSTM uses on CPU.
-
-    On some CPUs (e.g. AMD EPYC) MKL's sgemm, which `torch.mm` calls, runs at half oneDNN's speed.
-    Everything else (float64, bfloat16, CUDA) uses the ordinary torch products.
-    """
-    return _HAS_ONEDNN_LINEAR and t.device.type == "cpu" and t.dtype == torch.float32
-
-
-def _weight(w: torch.Tensor, onednn: bool) -> torch.Tensor:
-    """`w` (out, K) prepared once for repeated products: a oneDNN tensor, or `w` itself."""
-    return w.contiguous().to_mkldnn() if onednn else w
-
-
-def _linear(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, onednn: bool) -> torch.Tensor:
-    """x (M, K) @ w.T + bias, with w given as (out, K) (any strides)."""
-    if onednn:
-        return torch.ops.mkldnn._linear_pointwise(x, w, bias, "none", [], "")
-    return torch.addmm(bias, x, w.t()) if bias is not None else torch.mm(x, w.t())
-
-
-def _linear_add(x: torch.Tensor, other: torch.Tensor, w: torch.Tensor, onednn: bool) -> torch.Tensor:
-    """other + x @ w.T (a new tensor), with w given as (out, K)."""
-    if onednn:
-        return torch.ops.mkldnn._linear_pointwise.binary(x, other, w, None, "add")
-    return torch.addmm(other, x, w.t())
-
-
-def _storage_uses(t: torch.Tensor) -> int:
-    return torch._C._storage_Use_Count(t.untyped_storage()._cdata)
-
-
-class _Workspace:
-    """Reusable buffers, so that a training step does not fault in fresh pages for every big tensor.
-
-    `get` hands out a view of a pooled tensor that nothing else references any more (counted on
-    its storage: saved-for-backward tensors, outputs and their views all hold it), else allocates.
-    At most `MAX_PER_KEY` buffers per (shape, dtype, device) and `MAX_BYTES` in all are kept.
-    """
-
-    MAX_PER_KEY = 6
-    MAX_BYTES = 256 * 2**20
-
-    def __init__(self):
-        self.pool: dict[tuple, list[tuple[torch.Tensor, int]]] = {}
-        self.bytes = 0
-        self.lock = threading.Lock()
-        self.enabled = hasattr(torch._C, "_storage_Use_Count")
-
-    def get(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-        if not self.enabled:
-            return like.new_empty(shape)
-        key = (shape, like.dtype, like.device)
-        with self.lock:
-            entries = self.pool.setdefault(key, [])
-            for buf, idle in entries:
-                if _storage_uses(buf) == idle:
-                    return buf.view(shape)
-            buf = like.new_empty(shape)
-            nbytes = buf.numel() * buf.element_size()
-            if len(entries) < self.MAX_PER_KEY and self.bytes + nbytes <= self.MAX_BYTES:
-                entries.append((buf, _storage_uses(buf)))
-                self.bytes += nbytes
-            return buf.view(shape)
-
-    def clear(self) -> None:
-        with self.lock:
-            self.pool.clear()
-            self.bytes = 0
-
-
-_WORKSPACE = _Workspace()
+def torch_to_sheet_weights(w_ih: torch.Tensor, w_hh: torch.Tensor, bias: torch.Tensor):
+    """nn.LSTM's (W_ih (4H,D), W_hh (4H,H), b_ih + b_hh (4H,)), i,f,g,o → the sheet's (Wx, Wh, b), i,f,o,g."""
+    return _swap_g_o(w_ih, 0).t(), _swap_g_o(w_hh, 0).t(), _swap_g_o(bias, 0)
 
 
 class _LSTMLayerFunction(torch.autograd.Function):
@@ -139,8 +65,6 @@ class _LSTMLayerFunction(torch.autograd.Function):
 
     Saved for backward: the activated gates (T, N, 4H) in order i, f, o, g, the cell states
     c_0..c_T (T+1, N, H), tanh(c_1..c_T) (T, N, H) and h_0..h_T (T+1, N, H).
-    tanh is computed as 2σ(2z) - 1 (PyTorch's CPU tanh is several times slower than its sigmoid):
-    the g columns of the weights are doubled so that one sigmoid covers all four gates.
     """
 
     @staticmethod
@@ -148,26 +72,26 @@ class _LSTMLayerFunction(torch.autograd.Function):
         T, N, D = x.shape
         H = Wh.shape[0]
         H2, H3, H4 = 2 * H, 3 * H, 4 * H
-        onednn = _onednn_ok(x)
+        onednn = _fast.onednn_ok(x)
+        # tanh(z) = 2σ(2z) - 1 (faster on the CPU): the g columns are doubled, so one sigmoid covers all gates.
         scale = x.new_ones(H4)
         scale[H3:] = 2.0
-        WxT2 = (Wx * scale).t()  # (4H, D), g columns doubled
-        WhT2 = _weight((Wh * scale).t(), onednn)  # (4H, H)
+        WxT2 = (Wx * scale).t()  # (4H, D)
+        WhT2 = prepare_weight((Wh * scale).t(), onednn)  # (4H, H)
         b2 = b * scale
         # Input projection of all steps, one product: (T, N, 4H).
-        gx = _linear(x.reshape(T * N, D), WxT2, b2, onednn).view(T, N, H4)
-        ws = _WORKSPACE
-        gates = ws.get((T, N, H4), x)
-        hbuf = ws.get((T + 1, N, H), x)  # hbuf[0] = h0, hbuf[t + 1] = h_t
-        cbuf = ws.get((T + 1, N, H), x)  # cbuf[0] = c0, cbuf[t + 1] = c_t
-        tanh_c = ws.get((T, N, H), x)
+        gx = linear(x.reshape(T * N, D), WxT2, b2, onednn).view(T, N, H4)
+        gates = x.new_empty((T, N, H4))
+        hbuf = x.new_empty((T + 1, N, H))  # hbuf[0] = h0, hbuf[t + 1] = h_t
+        cbuf = x.new_empty((T + 1, N, H))  # cbuf[0] = c0, cbuf[t + 1] = c_t
+        tanh_c = x.new_empty((T, N, H))
         hbuf[0].copy_(h0)
         cbuf[0].copy_(c0)
         hs, cs, tcs, gxs, gs = hbuf.unbind(0), cbuf.unbind(0), tanh_c.unbind(0), gx.unbind(0), gates.unbind(0)
         gis, gfs = gates[..., :H].unbind(0), gates[..., H:H2].unbind(0)
         gos, ggs = gates[..., H2:H3].unbind(0), gates[..., H3:].unbind(0)
         for t in range(T):
-            a = _linear_add(hs[t], gxs[t], WhT2, onednn)  # x_t Wx + b + h_{t-1} Wh   (N, 4H)
+            a = linear_add(hs[t], gxs[t], WhT2, onednn)  # x_t Wx + b + h_{t-1} Wh   (N, 4H)
             torch.sigmoid(a, out=gs[t])  # i, f, o = σ(a); last block σ(2 a_g)
             g = ggs[t]
             g.mul_(2).sub_(1)  # g = tanh(a_g)
@@ -175,8 +99,7 @@ class _LSTMLayerFunction(torch.autograd.Function):
             torch.mul(gfs[t], cs[t], out=c)  # f ⊙ c_{t-1}
             c.addcmul_(gis[t], g)  # + i ⊙ g
             tc = tcs[t]
-            torch.mul(c, 2, out=tc)
-            tc.sigmoid_().mul_(2).sub_(1)  # tanh(c_t)
+            _fast.tanh_(tc.copy_(c))  # tanh(c_t)
             torch.mul(gos[t], tc, out=hs[t + 1])  # h_t = o ⊙ tanh(c_t)
         ctx.save_for_backward(x, Wx, Wh, gates, hbuf, cbuf, tanh_c)
         return hbuf[1:], hs[T].clone(), cs[T].clone()
@@ -187,8 +110,7 @@ class _LSTMLayerFunction(torch.autograd.Function):
         T, N, D = x.shape
         H = Wh.shape[0]
         H2, H3, H4 = 2 * H, 3 * H, 4 * H
-        onednn = _onednn_ok(x)
-        ws = _WORKSPACE
+        onednn = _fast.onednn_ok(x)
         i, o, g = gates[..., :H], gates[..., H2:H3], gates[..., H3:]
 
         # Step-independent factors, for all steps at once:
@@ -197,9 +119,9 @@ class _LSTMLayerFunction(torch.autograd.Function):
         #   da_o = dh ⊙ tanh(c) ⊙ o(1-o),  da_g = dc ⊙ i ⊙ (1 - g^2)
         # i.e. da = [dc, dc, dh, dc] ⊙ Q.
         one = x.new_ones(())
-        K = ws.get((T, N, H), x)
+        K = x.new_empty((T, N, H))
         torch.addcmul(one, tanh_c, tanh_c, value=-1, out=K).mul_(o)
-        Q = ws.get((T, N, H4), x)
+        Q = x.new_empty((T, N, H4))
         sig = gates[..., :H3]
         torch.addcmul(sig, sig, sig, value=-1, out=Q[..., :H3])  # σ(1-σ) for i, f, o
         Q[..., :H].mul_(g)
@@ -207,12 +129,12 @@ class _LSTMLayerFunction(torch.autograd.Function):
         Q[..., H2:H3].mul_(tanh_c)
         torch.addcmul(one, g, g, value=-1, out=Q[..., H3:]).mul_(i)
 
-        dA = ws.get((T, N, H4), x)
+        dA = x.new_empty((T, N, H4))
         Q4s, dA4s = Q.view(T, N, 4, H).unbind(0), dA.view(T, N, 4, H).unbind(0)
         Qos, dAos = Q[..., H2:H3].unbind(0), dA[..., H2:H3].unbind(0)
         Ks, fs, dAs = K.unbind(0), gates[..., H:H2].unbind(0), dA.unbind(0)
         douts = dout.unbind(0)
-        Whw = _weight(Wh, onednn)  # (H, 4H) read as (out, K): da Whᵀ
+        Whw = prepare_weight(Wh, onednn)  # (H, 4H) read as (out, K): da Whᵀ
         dh = douts[T - 1] + dh_n  # dL/dh_t, total
         dc = dc_n.clone()
         dc1 = dc.unsqueeze(1)
@@ -222,21 +144,21 @@ class _LSTMLayerFunction(torch.autograd.Function):
             torch.mul(dh, Qos[t], out=dAos[t])  # the o gate reads dh, not dc
             dc.mul_(fs[t])  # the c_{t-1} part of dL/dc_{t-1}
             if t > 0:
-                dh = _linear_add(dAs[t], douts[t - 1], Whw, onednn)  # dout_{t-1} + da_t Whᵀ
+                dh = linear_add(dAs[t], douts[t - 1], Whw, onednn)  # dout_{t-1} + da_t Whᵀ
             else:
-                dh = _linear(dAs[0], Whw, None, onednn)  # dL/dh0 = da_0 Whᵀ
+                dh = linear(dAs[0], Whw, None, onednn)  # dL/dh0 = da_0 Whᵀ
 
         dA_flat = dA.view(T * N, H4)
         need = ctx.needs_input_grad
-        dx = _linear(dA_flat, Wx, None, onednn).view(T, N, D) if need[0] else None
+        dx = linear(dA_flat, Wx, None, onednn).view(T, N, D) if need[0] else None
         dWx = dWh = db = None
         if need[3] or need[4] or need[5]:
             # dWx, dWh and db as ONE product over all T steps: [x_t | h_{t-1} | 1]ᵀ da_t summed over t.
-            xh1 = ws.get((D + H + 1, T * N), x)
+            xh1 = x.new_empty((D + H + 1, T * N))
             xh1[:D].copy_(x.reshape(T * N, D).t())
             xh1[D : D + H].copy_(hbuf[:T].reshape(T * N, H).t())
             xh1[D + H].fill_(1.0)
-            dW = _linear(xh1, dA_flat.t(), None, onednn)  # (D + H + 1, 4H)
+            dW = linear(xh1, dA_flat.t(), None, onednn)  # (D + H + 1, 4H)
             dWx, dWh, db = dW[:D], dW[D : D + H], dW[D + H]
         return dx, (dh if need[1] else None), (dc if need[2] else None), dWx, dWh, db
 
@@ -348,8 +270,7 @@ class ScratchLSTM(nn.Module):
 def from_torch_lstm(lstm: nn.LSTM) -> ScratchLSTM:
     """A `ScratchLSTM` computing exactly what `lstm` computes (same dtype and device).
 
-    Wx = W_ih[i,f,o,g]ᵀ, Wh = W_hh[i,f,o,g]ᵀ, b = (b_ih + b_hh)[i,f,o,g]. Needs a unidirectional
-    nn.LSTM without projections (proj_size=0).
+    Needs a unidirectional nn.LSTM without projections (proj_size=0).
     """
     if lstm.bidirectional or getattr(lstm, "proj_size", 0):
         raise ValueError("only unidirectional nn.LSTM without proj_size can be converted")
@@ -357,15 +278,10 @@ def from_torch_lstm(lstm: nn.LSTM) -> ScratchLSTM:
     scratch = ScratchLSTM(lstm.input_size, lstm.hidden_size, lstm.num_layers, lstm.batch_first, lstm.dropout)
     scratch.to(device=ref.device, dtype=ref.dtype)
     for k, layer in enumerate(scratch.layers):
-        w_ih = getattr(lstm, f"weight_ih_l{k}")
-        w_hh = getattr(lstm, f"weight_hh_l{k}")
-        layer.Wx.copy_(_reorder_blocks(w_ih, _TORCH_TO_SHEET, 0).t())
-        layer.Wh.copy_(_reorder_blocks(w_hh, _TORCH_TO_SHEET, 0).t())
-        if lstm.bias:
-            bias = getattr(lstm, f"bias_ih_l{k}") + getattr(lstm, f"bias_hh_l{k}")
-            layer.b.copy_(_reorder_blocks(bias, _TORCH_TO_SHEET, 0))
-        else:
-            layer.b.zero_()
+        w_ih, w_hh = getattr(lstm, f"weight_ih_l{k}"), getattr(lstm, f"weight_hh_l{k}")
+        bias = (getattr(lstm, f"bias_ih_l{k}") + getattr(lstm, f"bias_hh_l{k}")) if lstm.bias else w_ih.new_zeros(len(w_ih))
+        for param, value in zip((layer.Wx, layer.Wh, layer.b), torch_to_sheet_weights(w_ih, w_hh, bias)):
+            param.copy_(value)
     return scratch
 
 
@@ -377,14 +293,7 @@ def to_torch_lstm(scratch: ScratchLSTM) -> nn.LSTM:
                    dropout=scratch.dropout)
     lstm.to(device=ref.device, dtype=ref.dtype)
     for k, layer in enumerate(scratch.layers):
-        getattr(lstm, f"weight_ih_l{k}").copy_(_reorder_blocks(layer.Wx.t(), _SHEET_TO_TORCH, 0))
-        getattr(lstm, f"weight_hh_l{k}").copy_(_reorder_blocks(layer.Wh.t(), _SHEET_TO_TORCH, 0))
-        getattr(lstm, f"bias_ih_l{k}").copy_(_reorder_blocks(layer.b, _SHEET_TO_TORCH, 0))
+        for name, value in zip(("weight_ih", "weight_hh", "bias_ih"), sheet_to_torch_weights(layer.Wx, layer.Wh, layer.b)):
+            getattr(lstm, f"{name}_l{k}").copy_(value)
         getattr(lstm, f"bias_hh_l{k}").zero_()
     return lstm
-
-
-def sheet_to_torch_weights(Wx: torch.Tensor, Wh: torch.Tensor, b: torch.Tensor):
-    """Sheet layout (Wx (D,4H), Wh (H,4H), b (4H,), i,f,o,g) → nn.LSTM's (W_ih (4H,D), W_hh (4H,H), b_ih (4H,)), i,f,g,o."""
-    return (_reorder_blocks(Wx.t(), _SHEET_TO_TORCH, 0), _reorder_blocks(Wh.t(), _SHEET_TO_TORCH, 0),
-            _reorder_blocks(b, _SHEET_TO_TORCH, 0))

@@ -10,6 +10,8 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rnnlab.training.checkpoint import atomic_write_bytes
+
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1200px;
        padding: 0 1em; color: #222; line-height: 1.45; }
@@ -34,11 +36,10 @@ def esc(value) -> str:
 
 @dataclass
 class Page:
-    """An HTML page built piece by piece; `images` lists every picture file it references."""
+    """An HTML page built piece by piece."""
 
     title: str
     parts: list[str] = field(default_factory=list)
-    images: list[str] = field(default_factory=list)
 
     def heading(self, text: str, level: int = 2, anchor: str | None = None) -> None:
         ident = f' id="{esc(anchor)}"' if anchor else ""
@@ -48,13 +49,9 @@ class Page:
         klass = f' class="{esc(cls)}"' if cls else ""
         self.parts.append(f"<p{klass}>{esc(text)}</p>")
 
-    def raw(self, markup: str) -> None:
-        self.parts.append(markup)
-
     def figure(self, file_name: str, caption: str, alt: str | None = None) -> str:
         if "/" in file_name or "\\" in file_name:
             raise ValueError(f"pictures live beside report.html; got {file_name!r}")
-        self.images.append(file_name)
         return (f'<figure><img src="{esc(file_name)}" alt="{esc(alt or caption)}" loading="eager">'
                 f"<figcaption>{esc(caption)}</figcaption></figure>")
 
@@ -75,9 +72,6 @@ class Page:
                 f"<h1>{esc(self.title)}</h1>\n" + "\n".join(self.parts) + "\n</body>\n</html>\n")
 
     def write(self, path: Path) -> Path:
-        """Write the page atomically (a temporary file renamed into place)."""
-        path = Path(path)
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(self.render(), encoding="utf-8")
-        temporary.replace(path)
-        return path
+        """Write the page atomically (a temporary file of its own, renamed into place)."""
+        atomic_write_bytes(Path(path), self.render().encode("utf-8"))
+        return Path(path)

@@ -158,9 +158,9 @@ def lstm_gate_trace(model: nn.Module, x: torch.Tensor, dtype: torch.dtype = torc
         Wx, Wh, b = (w.detach().cpu().numpy().astype(np_dtype) for w in (Wx, Wh, b))
         H = Wh.shape[0]
         h, cache = lstm_forward(inputs, np.zeros((inputs.shape[0], H), np_dtype), Wx, Wh, b)
-        gates = cache["gates"].transpose(1, 0, 2)  # (N, T, 4H), activated, in order i, f, o, g
-        record = {name: gates[..., k * H : (k + 1) * H] for k, name in enumerate(GATES)}
-        record["c"] = cache["c"][1:].transpose(1, 0, 2)
+        cells = cache[-1]  # per step: (i, f, o, g, prev_c, next_c, tanh(next_c)), each (N, H)
+        record = {name: np.stack([cell[k] for cell in cells], axis=1) for k, name in enumerate(GATES)}
+        record["c"] = np.stack([cell[5] for cell in cells], axis=1)
         record["h"] = h
         trace.append({name: np.ascontiguousarray(v[0] if single else v) for name, v in record.items()})
         inputs = h

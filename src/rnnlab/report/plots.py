@@ -1,24 +1,31 @@
-"""Pictures of data and runs, drawn with matplotlib's file backend (no screen needed)."""
+"""Pictures of data and runs, drawn with matplotlib and written as PNG files.
+
+Importing this module leaves matplotlib's backend alone (a notebook keeps its own); the CLI chooses
+the file backend before it draws.
+"""
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from rnnlab.data.batches import epoch_permutation  # noqa: E402
-from rnnlab.data.sources import Dataset  # noqa: E402
+from rnnlab.data.batches import epoch_permutation
+from rnnlab.data.sources import Dataset
+from rnnlab.training.checkpoint import atomic_write_bytes
 
 
 def save_figure(fig, path: Path) -> Path:
+    """Write `fig` as a PNG at `path`, atomically (never a half-written picture), and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 

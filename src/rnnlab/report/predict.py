@@ -9,8 +9,6 @@ as the model sees it, and each class's probability after each row.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -22,7 +20,7 @@ from rnnlab.errors import RnnlabError
 
 def classify(model, config, digits: np.ndarray) -> np.ndarray:
     """(N, 28, 28) uint8 → (N, T, C) probabilities after each step (the last step is the answer)."""
-    from rnnlab.lab import sequence_inputs
+    from rnnlab.data import sequence_inputs
     from rnnlab.report.introspect import probabilities_per_step
 
     inputs = sequence_inputs(config, torch.as_tensor(np.asarray(digits, dtype=np.uint8)))
@@ -46,23 +44,16 @@ def write_explanation(digit: np.ndarray, probabilities: np.ndarray, class_names:
     ax_image.set_title("as the model sees it (28×28)", fontsize=9)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
-        save_figure(fig, Path(temporary))
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    save_figure(fig, path)  # atomic: no partial file on failure
     return path
 
 
 def predict_command(checkpoint: str, images: list[str], explain: str | None = None,
                     log: Callable[[str], None] = print) -> int:
     """Classify `images` with the model in `checkpoint` (run folder or model.pt); print file, label and top 3."""
-    from rnnlab.data.sources import CLASS_NAMES
-    from rnnlab.lab import load_model
+    from rnnlab.data import CLASS_NAMES
     from rnnlab.report.images import load_digit
+    from rnnlab.runs import load_model
 
     if not images:
         raise RnnlabError("no pictures given: name one or more PNG or JPEG files")
@@ -81,15 +72,16 @@ def predict_command(checkpoint: str, images: list[str], explain: str | None = No
     digits = np.stack([load_digit(image) for image in images])  # every picture checked before any output
     probabilities = classify(model, config, digits)
     class_names = CLASS_NAMES[config.dataset]
-    lines = []
-    for image, probs in zip(images, probabilities):
+    answers = []
+    for probs in probabilities:
         best = top_k(probs[-1])
         ranked = ", ".join(f"{class_names[c]} {100 * p:.1f}%" for c, p in best)
-        lines.append(f"{image}: {class_names[best[0][0]]}  ({ranked})")
+        answers.append(f"{class_names[best[0][0]]}  ({ranked})")
+    lines = [f"{image}: {answer}" for image, answer in zip(images, answers)]
     if explain_path is not None:
         try:
             write_explanation(digits[0], probabilities[0], class_names, explain_path, config.model, config.view,
-                              f"{Path(images[0]).name}: {lines[0].split(': ', 1)[1]}")
+                              f"{Path(images[0]).name}: {answers[0]}")
         except OSError as exc:
             raise RnnlabError(f"cannot write --explain {explain}: {exc.strerror or exc}; choose another file") from None
     for line in lines:

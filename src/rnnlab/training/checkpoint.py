@@ -14,6 +14,7 @@ import pickle
 import random
 import signal
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,29 +26,30 @@ CHECKPOINT_FORMAT = "rnnlab-checkpoint"  # training state, for --resume
 MODEL_FORMAT = "rnnlab-model"  # final weights + config, for evaluate/predict/report
 
 
-# Fault injection for the crash tests: RNNLAB_CRASH_IN_WRITE=N makes the N-th atomic write of this
-# process stop half-way through its bytes and SIGKILL the process, as a power cut would.
-_writes = 0
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
-def _maybe_crash_mid_write(handle, data: bytes) -> None:
-    global _writes
-    _writes += 1
-    if os.environ.get("RNNLAB_CRASH_IN_WRITE") == str(_writes):
-        handle.write(data[: len(data) // 2])
-        handle.flush()
-        os.kill(os.getpid(), signal.SIGKILL)
+FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file; mkstemp's 0600 must not survive the rename
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that `path` is always either the old file or the new one, whole.
+
+    A temporary file of its own in the same folder (so two writers never collide), fsync, the usual
+    permissions, then `os.replace`. Every file rnnlab writes (json, pt, png, html) goes through here.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            _maybe_crash_mid_write(handle, data)
+            _crash_here_for_tests(handle, data)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -57,6 +59,26 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete temporary files that a killed write left in `folder` (only while no one else writes there)."""
+    for leftover in Path(folder).glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
+_writes = 0
+
+
+def _crash_here_for_tests(handle, data: bytes) -> None:
+    """Test support only: with RNNLAB_TEST_CRASH_IN_WRITE=N the N-th atomic write of this process writes
+    half its bytes and SIGKILLs the process, as a power cut would. The crash tests set it; nothing else does."""
+    global _writes
+    _writes += 1
+    if os.environ.get("RNNLAB_TEST_CRASH_IN_WRITE") == str(_writes):
+        handle.write(data[: len(data) // 2])
+        handle.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def atomic_save(obj: dict, path: Path) -> None:
@@ -75,8 +97,15 @@ def safe_load(path: str | Path, expected_format: str | tuple[str, ...]) -> dict:
         raise CheckpointError(f"{path}: no such file; expected an {what} file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty; expected an {what} file")
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic[:2] != b"PK" and magic[:1] != b"\x80":  # torch.save writes a zip archive (old torch: a pickle)
+        raise CheckpointError(f"{path}: not a torch file (it does not start like one); expected an {what} file "
+                              "such as model.pt or checkpoint.pt")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about what it refuses; the refusal below says it in one line
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise CheckpointError(

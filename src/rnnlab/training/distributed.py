@@ -14,6 +14,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from rnnlab.errors import RnnlabError
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -37,14 +39,52 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA, then Apple's MPS, then the CPU; asking for one that is absent is an error.
+
+    Under torchrun each process takes the GPU of its LOCAL_RANK.
+    """
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(),
+    }
+    if name == "auto":
+        name = next(d for d in ("cuda", "mps", "cpu") if available[d])
+    if not available[name]:
+        raise RnnlabError(f"--device {name} is not available on this machine; use --device auto or cpu")
+    if name == "cuda" and launched_by_torchrun():
+        torch.cuda.set_device(local_rank())
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's `random`, NumPy's global generator and torch (every device)."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def init_distributed(device: torch.device, timeout_s: float = 120.0) -> DistContext:
-    """Join the process group torchrun set up (no-op for a single process)."""
+    """Join the process group torchrun set up, once per process (a no-op for a single process).
+
+    The backend follows the device the run trains on: nccl for CUDA, gloo otherwise.
+    """
     if not launched_by_torchrun():
         return SINGLE
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
-    return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return DistContext(dist.get_rank(), dist.get_world_size(), local_rank())
 
 
 def all_reduce_sum(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
@@ -74,6 +114,7 @@ def barrier(ctx: DistContext) -> None:
         dist.barrier()
 
 
-def shutdown(ctx: DistContext) -> None:
-    if ctx.is_distributed and dist.is_initialized():
+def shutdown() -> None:
+    """Leave the process group, if this process joined one."""
+    if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

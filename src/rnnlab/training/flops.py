@@ -109,30 +109,3 @@ def matmul_peak_gflops(device: str = "cpu", dtype: torch.dtype | str = torch.flo
             candidates.append(onednn)
     best = min(_best_seconds(fn, device, min_runs, budget_s) for fn in candidates)
     return 2 * size**3 / best / 1e9
-
-
-def _peak_table(sizes=(512, 1024, 2048)) -> str:
-    """The GEMM rates behind `matmul_peak_gflops`, per size: `python -m rnnlab.training.flops`."""
-    lines = [f"threads {torch.get_num_threads()}",
-             f"{'size':>6}{'torch.mm, no warm-up, best of 6':>34}{'torch.mm':>10}{'oneDNN fp32':>13}{'bf16':>8}  GFLOP/s"]
-    for n in sizes:
-        a, b = torch.randn(n, n), torch.randn(n, n)
-        a16, b16 = a.bfloat16(), b.bfloat16()
-        cold = []
-        for _ in range(6):  # the measurement this module used to make
-            start = time.perf_counter()
-            torch.mm(a, b)
-            cold.append(time.perf_counter() - start)
-        onednn = _onednn_linear(a, b)
-        rates = [min(cold), _best_seconds(lambda: torch.mm(a, b), "cpu", 5, 0.25),
-                 _best_seconds(onednn, "cpu", 5, 0.25) if onednn else float("nan"),
-                 _best_seconds(lambda: torch.mm(a16, b16), "cpu", 5, 0.25)]
-        rates = [2 * n**3 / s / 1e9 for s in rates]
-        lines.append(f"{n:>6}{rates[0]:>34.0f}{rates[1]:>10.0f}{rates[2]:>13.0f}{rates[3]:>8.0f}")
-    lines.append(f"matmul_peak_gflops: fp32 {matmul_peak_gflops('cpu', 'fp32'):.0f}, "
-                 f"bf16 {matmul_peak_gflops('cpu', 'bf16'):.0f} GFLOP/s")
-    return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    print(_peak_table())

@@ -1,0 +1,179 @@
+"""The run folder: its file names, creating and checking it, and reading what a run left there.
+
+A run folder holds `config.json` (every setting), `checkpoint.pt` (training state, for --resume),
+and once finished `metrics.json` and `model.pt` (weights + config). A `compare` folder holds
+`comparison.json` (its models and settings, written first so --resume knows them), `summary.json`
+and one run folder per model. Everything here is read back with the file's name in every error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from torch import nn
+
+from rnnlab.config import Config, flag
+from rnnlab.data import load_data, sequence_inputs
+from rnnlab.errors import CheckpointError, RnnlabError
+from rnnlab.models import new_model
+from rnnlab.training.checkpoint import CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_write_bytes, safe_load
+from rnnlab.training.evaluate import Evaluation, evaluate
+
+CONFIG, CHECKPOINT, METRICS, MODEL = "config.json", "checkpoint.pt", "metrics.json", "model.pt"
+COMPARISON, SUMMARY = "comparison.json", "summary.json"
+RUN_FILES = (CONFIG, CHECKPOINT, METRICS, MODEL)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    config: Config
+    model: nn.Module
+    metrics: dict
+    evaluation: Evaluation | None
+
+
+def default_run_dir(name: str) -> Path:
+    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """Refuse a folder that already holds a run (earlier results stay untouched) or that is a file."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RnnlabError(f"--out {run_dir} is a file; give a folder for the run")
+    if run_dir.is_dir() and any((run_dir / name).exists() for name in RUN_FILES):
+        raise RnnlabError(f"{run_dir} already holds a run; choose another --out, or continue it with --resume {run_dir}")
+
+
+def create_run_dir(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".rnnlab-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise RnnlabError(f"cannot write the run folder {run_dir}: {exc.strerror or exc}; choose another --out") from None
+
+
+def write_json(path: Path, values: dict) -> None:
+    atomic_write_bytes(path, (json.dumps(values, indent=2) + "\n").encode())
+
+
+def read_json(path: Path, what: str) -> dict:
+    """A JSON object from `path`; anything else is a `CheckpointError` naming the file."""
+    try:
+        values = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file; {what}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not readable JSON ({exc}); {what}") from None
+    if not isinstance(values, dict):
+        raise CheckpointError(f"{path}: holds a JSON {type(values).__name__}, not an object; {what}")
+    return values
+
+
+def read_run_config(run_dir: Path) -> tuple[Config, str]:
+    """The Config and run id a run folder was started with."""
+    path = run_dir / CONFIG
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir} is not an rnnlab run folder (no {CONFIG}); give the folder a run wrote")
+    values = read_json(path, "give the folder a run wrote")
+    run_id = values.pop("run_id", None)
+    values.pop("data_source", None)
+    if not isinstance(run_id, str):
+        raise CheckpointError(f"{path}: not an rnnlab run config (no run_id)")
+    return Config.from_dict(values, source=str(path)), run_id
+
+
+def weights_checksum(model: nn.Module) -> str:
+    """SHA-256 of every tensor of the state_dict, in order: equal weights, equal checksum."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def load_model(path: str | Path) -> tuple[nn.Module, Config]:
+    """A trained model from `model.pt` (or a run folder holding one), read with `weights_only=True`."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / MODEL).is_file():
+            if not (path / CONFIG).is_file():
+                raise CheckpointError(f"{path} is not an rnnlab run folder (no {CONFIG} or {MODEL}); "
+                                      "give a folder that rnnlab train or compare wrote")
+            raise CheckpointError(f"{path} holds no {MODEL}: the run has not finished (continue it with --resume)")
+        path = path / MODEL
+    saved = safe_load(path, (MODEL_FORMAT, CHECKPOINT_FORMAT))
+    key = "state_dict" if saved["format"] == MODEL_FORMAT else "model"
+    if not isinstance(saved.get("config"), dict) or not isinstance(saved.get(key), dict):
+        raise CheckpointError(f"{path}: an incomplete rnnlab file (its 'config' or '{key}' is missing or not a dict)")
+    config = Config.from_dict(dict(saved["config"]), source=str(path))
+    model = new_model(config)
+    try:
+        model.load_state_dict(saved[key])
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: its weights do not fit a {config.model} model of hidden size "
+                              f"{config.hidden_size} and {config.num_layers} layers ({first[:200]})") from None
+    model.eval()
+    return model, config
+
+
+def load_run(run_dir: Path) -> RunResult:
+    """A finished run: its model, config and metrics."""
+    model, config = load_model(run_dir)
+    metrics = read_json(Path(run_dir) / METRICS, "the run has not finished, or the file was damaged")
+    return RunResult(Path(run_dir), config, model, metrics, None)
+
+
+def evaluate_saved(path: str | Path, data_dir: str | None = None,
+                   log: Callable[[str], None] = print) -> tuple[Config, Evaluation]:
+    """Test accuracy of a saved model on its own dataset (from `data_dir` if given)."""
+    model, config = load_model(path)
+    if data_dir is not None:
+        config = replace(config, data_dir=data_dir)
+    dataset = load_data(config, announce=log)
+    evaluation = evaluate(model, sequence_inputs(config, dataset.test.images), dataset.test.labels,
+                          batch_size=config.eval_batch_size)
+    return config, evaluation
+
+
+def open_for_resume(run_dir: Path | None, overrides: dict) -> tuple[Config, str, dict | str | None]:
+    """The settings, id and checkpoint of the run in `run_dir` to resume ("finished": nothing left to do).
+
+    `overrides` are settings the user gave with --resume; each must agree with the run's own.
+    """
+    if run_dir is None:
+        raise RnnlabError("--resume needs the run folder to continue")
+    run_dir = Path(run_dir)
+    config, run_id = read_run_config(run_dir)
+    for name, value in overrides.items():
+        if getattr(config, name) != value:
+            raise RnnlabError(f"{run_dir} was started with {flag(name)} {getattr(config, name)}, not {value}: "
+                              f"--resume continues a run with its own settings; leave out {flag(name)}")
+    if config.backend == "numpy":
+        raise RnnlabError(f"{run_dir} was trained with --backend numpy, which keeps no checkpoint to resume "
+                          "from; start it again with another --out")
+    if (run_dir / METRICS).is_file() and (run_dir / MODEL).is_file():
+        return config, run_id, "finished"
+    if not (run_dir / CHECKPOINT).is_file():
+        return config, run_id, None
+    checkpoint = safe_load(run_dir / CHECKPOINT, CHECKPOINT_FORMAT)
+    if checkpoint.get("run_id") != run_id:
+        raise CheckpointError(f"{run_dir / CHECKPOINT} belongs to another run than {run_dir / CONFIG}; "
+                              "resume the folder the checkpoint came from")
+    return config, run_id, checkpoint
+
+
+def format_summary(summary: dict) -> str:
+    lines = [f"{'model':<14}{'test accuracy':>14}{'train time':>12}{'parameters':>12}{'images/s':>10}"]
+    for name, row in summary.items():
+        lines.append(f"{name:<14}{100 * row['test_accuracy']:>13.2f}%{row['train_seconds']:>11.1f}s"
+                     f"{row['parameters']:>12,}{row['train_images_per_second']:>10,.0f}")
+    return "\n".join(lines)
