@@ -19,12 +19,22 @@ What is read, and how (everything else is refused with an `RnnlabError` saying w
 * empty files, files that are not images, truncated files, pictures with a zero dimension, pictures
   above `MAX_PIXELS` (checked from the header BEFORE decoding, so a decompression bomb never
   expands), and blank pictures (no digit to find) are refused.
+* PIL's own warnings about a picture it can still read (a JPEG with corrupt EXIF data, say) are kept
+  quiet: the picture is accepted and nothing extra is printed.
+
+One implementation for every face: `load_digit(path)` (predict, report) and `digit_from_bytes(data)`
+(an upload to `rnnlab serve`) go through the same `_read` → `_decode` → `to_mnist`; `digit_from_pixels`
+checks a 28×28 array that is already in MNIST's form (the web API's JSON input).
 """
 
 from __future__ import annotations
 
+import io
+import threading
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -34,13 +44,14 @@ from rnnlab.errors import RnnlabError
 MAX_PIXELS = 40_000_000  # a 40-megapixel photo; PIL's own bomb limit is ~89 M
 FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG (MPO)"}
 BOX, FIELD = 20, 28
+MIN_CONTRAST = 0.1  # brightest minus background, as a fraction of full scale: below it there is no digit
 
 
 class ImageRefused(RnnlabError):
     """The file cannot be used as a digit picture; the message says why and what to do."""
 
 
-def _refuse(path: Path, why: str) -> ImageRefused:
+def _refuse(path: str | Path, why: str) -> ImageRefused:
     return ImageRefused(f"{path}: {why}")
 
 
@@ -53,24 +64,70 @@ def read_grayscale(path: str | Path) -> np.ndarray:
         raise _refuse(path, "not a file; give the path of a PNG or JPEG picture")
     if path.stat().st_size == 0:
         raise _refuse(path, "the file is empty (0 bytes); give a PNG or JPEG picture")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+    return _read(path, path)
+
+
+def grayscale_from_bytes(data: bytes, name: str = "the picture") -> np.ndarray:
+    """The picture held in `data` (a PNG or JPEG file's bytes) as float64 luminance in [0, 1], (H, W).
+
+    The same checks as `read_grayscale`; `name` stands for the picture in the error messages.
+    """
+    if not data:
+        raise _refuse(name, "the file is empty (0 bytes); give a PNG or JPEG picture")
+    return _read(io.BytesIO(data), name)
+
+
+# PIL reports what it can still read (corrupt EXIF data, say) with `warnings.warn`; those must not print.
+# `warnings.catch_warnings` swaps the process-wide filter list, so threads that each entered and left it
+# (the web server decodes uploads in worker threads) could restore each other's filters and leave them
+# wrong for good. So the first reader in installs the quiet filters and the last one out restores the
+# old ones; the lock guards only that switch, so decoding itself runs in parallel.
+_QUIET_LOCK = threading.Lock()
+_quiet_readers = 0
+_quiet_catcher: warnings.catch_warnings | None = None
+
+
+@contextmanager
+def _quiet_pil():
+    """PIL's warnings stay quiet (a picture it can read is accepted without extra lines on stderr), except
+    its decompression-bomb warning, which becomes an error and so a refusal."""
+    global _quiet_readers, _quiet_catcher
+    with _QUIET_LOCK:
+        if _quiet_readers == 0:
+            _quiet_catcher = warnings.catch_warnings()
+            _quiet_catcher.__enter__()
+            warnings.simplefilter("ignore")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        _quiet_readers += 1
+    try:
+        yield
+    finally:
+        with _QUIET_LOCK:
+            _quiet_readers -= 1
+            if _quiet_readers == 0:
+                _quiet_catcher.__exit__(None, None, None)
+                _quiet_catcher = None
+
+
+def _read(source: str | Path | BinaryIO, name: str | Path) -> np.ndarray:
+    """Open `source` (a path or a file object), check it from its header, then decode it: (H, W) in [0, 1]."""
+    with _quiet_pil():
         try:
-            with Image.open(path) as image:
-                return _decode(path, image)
+            with Image.open(source) as image:
+                return _decode(name, image)
         except ImageRefused:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise _refuse(path, f"the picture is too large to read safely (a decompression bomb?); "
+            raise _refuse(name, f"the picture is too large to read safely (a decompression bomb?); "
                                 f"give one under {MAX_PIXELS:,} pixels") from None
         except UnidentifiedImageError:
-            raise _refuse(path, "not a picture that can be read (not a PNG or JPEG file); save it as PNG") from None
+            raise _refuse(name, "not a picture that can be read (not a PNG or JPEG file); save it as PNG") from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise _refuse(path, f"the picture is damaged or truncated ({detail}); save it again as PNG") from None
+            raise _refuse(name, f"the picture is damaged or truncated ({detail}); save it again as PNG") from None
 
 
-def _decode(path: Path, image: Image.Image) -> np.ndarray:
+def _decode(path: str | Path, image: Image.Image) -> np.ndarray:
     if image.format not in FORMATS:
         raise _refuse(path, f"{image.format or 'this'} pictures are not read, only PNG and JPEG; convert it to PNG")
     width, height = image.size
@@ -104,6 +161,10 @@ def _decode(path: Path, image: Image.Image) -> np.ndarray:
     mode = image.mode
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = image.convert("RGBA")
+        if rgba.getchannel("A").getextrema()[0] == 255:
+            # Opaque, as a web page's canvas is: read like RGB, skipping the float compositing (the page
+            # sends one such PNG per stroke, and this path is most of the time it takes to read).
+            return np.asarray(rgba.convert("L"), dtype=np.float64) / 255.0
         values = np.asarray(rgba, dtype=np.float64) / 255.0
         gray = values[..., :3] @ np.array([0.299, 0.587, 0.114])
         alpha = values[..., 3]
@@ -127,18 +188,27 @@ def to_mnist(gray: np.ndarray, path: str | Path = "the picture") -> np.ndarray:
     fit 20×20 (antialiased, aspect kept), centre of mass at the centre of the 28×28 field."""
     gray = np.asarray(gray, dtype=np.float64)
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if np.median(border) > 0.5:  # a light background: the digit is dark on light → invert
-        gray = 1.0 - gray
+    light = np.median(border) > 0.5  # a light background: the digit is dark on light → invert
+    if light:
         border = 1.0 - border
     background = float(np.median(border))
-    top = float(gray.max())
-    if top - background < 0.1:
-        raise ImageRefused(f"{path}: no digit found (the picture is blank or has no contrast); "
-                           "give a picture of one handwritten digit")
-    digit = np.clip((gray - background) / (top - background), 0.0, 1.0)
-    rows = np.nonzero((digit > 0.2).any(axis=1))[0]
-    cols = np.nonzero((digit > 0.2).any(axis=0))[0]
-    digit = digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    # The digit's brightest value per row and per column (inverted: 1 - the darkest). They give the
+    # brightest value overall and the digit's bounding box exactly as the whole scaled picture would
+    # (scaling is monotone, so the maximum of the scaled values is the scaled maximum), and the
+    # element-wise work below is done on the cropped digit only.
+    if light:
+        row_top, column_top = 1.0 - gray.min(axis=1), 1.0 - gray.min(axis=0)
+    else:
+        row_top, column_top = gray.max(axis=1), gray.max(axis=0)
+    top = float(row_top.max())
+    if top - background < MIN_CONTRAST:
+        raise _blank(path)
+    rows = np.flatnonzero((row_top - background) / (top - background) > 0.2)
+    cols = np.flatnonzero((column_top - background) / (top - background) > 0.2)
+    crop = gray[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    if light:
+        crop = 1.0 - crop
+    digit = np.clip((crop - background) / (top - background), 0.0, 1.0)
     digit = np.where(digit > 0.05, digit, 0.0)
     height, width = digit.shape
     scale = BOX / max(height, width)
@@ -158,6 +228,48 @@ def to_mnist(gray: np.ndarray, path: str | Path = "the picture") -> np.ndarray:
     return np.round(field * 255.0).astype(np.uint8)
 
 
+def _blank(name: str | Path) -> ImageRefused:
+    return ImageRefused(f"{name}: no digit found (the picture is blank or has no contrast); "
+                        "give a picture of one handwritten digit")
+
+
 def load_digit(path: str | Path) -> np.ndarray:
     """A PNG/JPEG file → (28, 28) uint8 in MNIST's format (see the module doc for what is refused)."""
     return to_mnist(read_grayscale(path), path)
+
+
+def digit_from_bytes(data: bytes, name: str = "the picture") -> np.ndarray:
+    """A PNG/JPEG file's bytes (an upload) → (28, 28) uint8 in MNIST's format, exactly as `load_digit`."""
+    return to_mnist(grayscale_from_bytes(data, name), name)
+
+
+def digit_from_pixels(pixels, name: str = "pixels") -> np.ndarray:
+    """A 28×28 nested list (or array) of numbers 0–255, already in MNIST's form (white digit on black,
+    centred), → (28, 28) uint8, unchanged but for rounding. Refused: another shape, a value that is not a
+    number in 0–255, and a blank image (less contrast than `to_mnist` asks of a picture)."""
+    if isinstance(pixels, np.ndarray):
+        values = pixels
+    else:
+        if not isinstance(pixels, (list, tuple)) or not all(isinstance(row, (list, tuple)) for row in pixels):
+            raise ImageRefused(f"{name}: give a list of {FIELD} rows, each a list of {FIELD} numbers from 0 to 255")
+        if len(pixels) != FIELD or any(len(row) != FIELD for row in pixels):
+            lengths = sorted({len(row) for row in pixels})
+            raise ImageRefused(f"{name}: the image is {len(pixels)} rows of {'/'.join(map(str, lengths)) or 0} values, "
+                               f"not {FIELD}×{FIELD}; give {FIELD} rows of {FIELD} numbers from 0 to 255")
+        if not all(type(v) in (int, float) for row in pixels for v in row):  # bool is an int: refused too
+            raise ImageRefused(f"{name}: every value must be a number from 0 to 255 (no strings, booleans or nulls)")
+        try:
+            values = np.array(pixels, dtype=np.float64)
+        except OverflowError:  # an integer beyond any float
+            raise ImageRefused(f"{name}: every value must be a number from 0 to 255") from None
+    if values.shape != (FIELD, FIELD):
+        raise ImageRefused(f"{name}: the image has shape {values.shape}, not ({FIELD}, {FIELD})")
+    if not np.issubdtype(values.dtype, np.number) or values.dtype == np.bool_:
+        raise ImageRefused(f"{name}: every value must be a number from 0 to 255, not {values.dtype}")
+    values = values.astype(np.float64)
+    if not np.isfinite(values).all() or values.min() < 0 or values.max() > 255:
+        raise ImageRefused(f"{name}: every value must be a number from 0 to 255, found "
+                           f"{values[~np.isfinite(values) | (values < 0) | (values > 255)].flat[0]:g}")
+    if values.max() - values.min() < MIN_CONTRAST * 255:
+        raise _blank(name)
+    return np.rint(values).astype(np.uint8)
