@@ -2,9 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Real MNIST beside the repo when it is there (no copy, no network); otherwise ./data (download, or
-# offline the 5,000-image sample).
-DATA_DIR ?= $(if $(wildcard ../shared/data/mnist/*),../shared/data/mnist,data)
+# MNIST: $RNNLAB_DATA if set, else real MNIST beside the repo (no copy, no network), else ./data (download,
+# or offline the 5,000-image sample). The tests look in the same places (tests/conftest.py).
+DATA_DIR ?= $(or $(RNNLAB_DATA),$(if $(wildcard ../shared/data/mnist/*),../shared/data/mnist,data))
 OUT ?= runs/lab
 
 .PHONY: run test install browser benchmark clean
@@ -30,8 +30,19 @@ browser:
 test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The web page on the newest runs `make run` wrote (http://127.0.0.1:8000/; Ctrl-C stops it).
+.PHONY: serve
+serve: install
+	$(BIN)/rnnlab serve
+
 benchmark: install
 	$(BIN)/python benchmarks/lab_vs_sheet.py --data-dir $(DATA_DIR) --epochs 5 --precision fp32 bf16 --overhead-steps 150 --overhead-rounds 3
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+
+# docs/results.md: the lab over 5 seeds, more models, other datasets, a tuned LSTM, the 784-step views. CPU hours:
+# one run at a time, resumable (stop it and run it again). FASHION_DIR/KMNIST_DIR: folders with those IDX files.
+.PHONY: results
+results: install
+	$(BIN)/python benchmarks/results.py --data-dir $(DATA_DIR) --fashion-dir $(or $(FASHION_DIR),data) --kmnist-dir $(or $(KMNIST_DIR),data)

@@ -101,9 +101,9 @@ def rnnlab_side(args) -> dict:
     t0 = time.perf_counter()
     import torch
 
+    from rnnlab.config import Config
     from rnnlab.data import load_data
     from rnnlab.lab import compare
-
     from rnnlab.training.machine import keep_freed_memory
 
     keep_freed_memory()  # what the rnnlab command does at its entry point
@@ -113,9 +113,11 @@ def rnnlab_side(args) -> dict:
     models = args.models.split(",")
     settings = dict(data_dir=str(args.data_dir), epochs=args.epochs, seed=args.seed, device="cpu",
                     precision=args.precision, train_limit=args.train_limit, test_limit=args.test_limit)
+    config = Config(model=models[0], **settings)
     with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as out:
         lab_started = time.perf_counter()
-        compare(models, settings, Path(out) / "lab", quiet=True, log=lambda m: print(m, flush=True))
+        # jobs=1: one process trains the models in turn, as the sheet's code does
+        compare(models, settings, Path(out) / "lab", jobs=1, quiet=True, log=lambda m: print(m, flush=True))
         lab_seconds = time.perf_counter() - lab_started
         lab_end = time.monotonic()
         result = {"side": "rnnlab", "precision": args.precision, "threads": torch.get_num_threads(),

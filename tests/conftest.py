@@ -43,11 +43,11 @@ def find_mnist() -> tuple[Path | None, str]:
 MNIST_DIR, MNIST_SOURCE = None, ""
 
 
-def pytest_sessionstart(session):
+def pytest_configure(config):
     global MNIST_DIR, MNIST_SOURCE
     MNIST_DIR, MNIST_SOURCE = find_mnist()
-    if MNIST_DIR is None:
-        pytest.exit(f"rnnlab tests need real MNIST: {MNIST_SOURCE}; {HOW}", returncode=2)
+    if MNIST_DIR is None:  # stop before collecting anything, with one line ("ERROR: ...", exit code 4)
+        raise pytest.UsageError(f"rnnlab tests need real MNIST: {MNIST_SOURCE}; {HOW}")
 
 
 def pytest_report_header(config):

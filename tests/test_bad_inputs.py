@@ -130,7 +130,7 @@ def test_bad_checkpoints(tmp_path, capsys, trained):
         "mixed.pt": "do not fit a rnn model",
         "wider.pt": "hidden size 16",
         "truncated.pt": "not a readable checkpoint",
-        "notes.pt": "not a readable checkpoint",
+        "notes.pt": "not a torch file",
         "other.pt": "not an rnnlab-model",
         "empty.pt": "empty",
     }

@@ -185,7 +185,7 @@ def test_report_mistakes_are_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["report", str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "holds no model.pt" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "not an rnnlab run folder" in err and "Traceback" not in err
     assert not (tmp_path / "r" / "report.html").exists()
 
 

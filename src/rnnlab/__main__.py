@@ -2,4 +2,5 @@ import sys
 
 from rnnlab.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when a spawned worker process (compare --jobs) imports it as __mp_main__
+    sys.exit(main())

@@ -31,8 +31,9 @@ def add_config_options(p: argparse.ArgumentParser, names: list[str] | None = Non
             continue
         default = getattr(defaults, f.name) if f.name != "num_layers" else None
         help_text = f.metadata["help"] + (f" (default: {default})" if default is not None else "")
+        optional_value = {} if f.metadata.get("const") is None else {"nargs": "?", "const": f.metadata["const"]}
         p.add_argument(flag(f.name), dest=f.name, type=FIELD_TYPES[f.type], choices=f.metadata["choices"],
-                       default=argparse.SUPPRESS, help=help_text)
+                       default=argparse.SUPPRESS, help=help_text, **optional_value)
 
 
 def given_settings(args) -> dict:
@@ -65,8 +66,20 @@ def build_parser() -> Parser:
     p.add_argument("--out", default=None, help="folder for summary.json and one run folder per model "
                                                 "(default: runs/<time>-compare)")
     p.add_argument("--no-report", action="store_true", help="skip report.html and its pictures")
+    p.add_argument("--seeds", help="train every model with each seed, e.g. 0-4 or 0,3,7: mean, std, 95%% CIs")
+    p.add_argument("--jobs", type=int, help="runs at once, as processes of cores/jobs threads (default: one per "
+                                            "core on a CPU, 1 on a GPU)")
     add_config_options(p, [f.name for f in dataclasses.fields(Config) if f.name not in ("model", "backend")])
     add_run_options(p)
+
+    p = commands.add_parser("summarize", help="merge finished runs (from several machines' compare --seeds) into "
+                                              "one summary with statistics, and its report")
+    p.add_argument("folders", nargs="+", metavar="FOLDER", help="run folders, comparison folders, or folders of them")
+    p.add_argument("--out", default=None, help="folder for summary.json and report.html (default: runs/<time>-summary)")
+    p.add_argument("--varies", default=None, metavar="SETTING",
+                   help="the setting that differs between the runs (e.g. lr): one row per model and value")
+    p.add_argument("--no-report", action="store_true", help="skip report.html and its pictures")
+    p.add_argument("--data-dir", default=None, help="where the test data is, for the report (default: the runs' own)")
 
     p = commands.add_parser("evaluate", help="test accuracy (overall and per class) of a saved model")
     p.add_argument("path", metavar="RUN_DIR_OR_CHECKPOINT")
@@ -93,16 +106,10 @@ def build_parser() -> Parser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
 
-    p = commands.add_parser("exercise", help="the lab as an exercise: a skeleton to fill in, and its checker")
-    steps = p.add_subparsers(dest="action", required=True, parser_class=Parser)
-    q = steps.add_parser("new", help="write a student folder with my_lstm.py to fill in")
-    q.add_argument("folder", metavar="DIR")
-    q.add_argument("--part", default="all", choices=("rnn", "lstm", "all"), help="what to write (default: all)")
-    q = steps.add_parser("check", help="check a student's my_lstm.py against the reference, with hints "
-                                       "(for honest mistakes: it is not a sandbox for hostile code)")
-    q.add_argument("file", metavar="MY_LSTM_PY")
-    q.add_argument("--json", metavar="RESULTS_JSON", default=None, help="also write the results for an autograder")
-    q.add_argument("--data-dir", default=None, help="MNIST for the training check (default: ./data, else the sample)")
+    from rnnlab.exercise.cli import add_exercise_commands  # argparse only
+    add_exercise_commands(commands, Parser)
+    from rnnlab.caption.cli import add_caption_commands  # argparse only: no torch imported here
+    add_caption_commands(commands, Parser)
     return parser
 
 
@@ -143,21 +150,43 @@ def run_train(args) -> int:
 def run_compare(args) -> int:
     from rnnlab.lab import compare
 
+    from rnnlab.experiments import parse_seeds
+
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
+    if args.jobs is not None and args.jobs < 1:
+        raise RnnlabError(f"--jobs must be 1 or more, got {args.jobs}")
     resume = nonempty_path(args.resume, "--resume")
     settings = settings_from_args(args)
     if resume is not None:
         if args.out is not None:
             raise RnnlabError("--resume continues the comparison in its own folder; leave out --out")
-        summary = compare(None, None, resume, resume=True, overrides=settings, log=log, quiet=args.quiet)
+        summary = compare(None, None, resume, resume=True, overrides=settings, seeds=seeds, jobs=args.jobs, log=log,
+                          quiet=args.quiet)
     else:
-        summary = compare(models, settings, nonempty_path(args.out, "--out"), log=log, quiet=args.quiet)
+        summary = compare(models, settings, nonempty_path(args.out, "--out"), seeds=seeds, jobs=args.jobs, log=log,
+                          quiet=args.quiet)
     if not args.no_report and summary:
-        use_file_backend()
-        from rnnlab.report import write_report
+        write_summary_report(summary, Path(next(iter(summary.values()))["run_dir"]).parent)
+    return 0
 
-        runs = [Path(row["run_dir"]) for row in summary.values()]
-        log(f"report: {write_report(runs, runs[0].parent)}")
+
+def write_summary_report(summary: dict, out: Path, data_dir: str | None = None) -> None:
+    """report.html: each model's first seed drawn in full, and the seeds' statistics."""
+    use_file_backend()
+    from rnnlab.report import write_report
+
+    log(f"report: {write_report([Path(r['run_dir']) for r in summary.values()], out, data_dir, summary=summary)}")
+
+
+def run_summarize(args) -> int:
+    from rnnlab.experiments import summarize
+
+    folders = [nonempty_path(f, "FOLDER") for f in args.folders]
+    summary, out = summarize(folders, nonempty_path(args.out, "--out"), varies=args.varies, log=log)
+    log(f"summary: {out / 'summary.json'}")
+    if not args.no_report:
+        write_summary_report(summary, out, args.data_dir)
     return 0
 
 
@@ -176,10 +205,10 @@ def run_evaluate(args) -> int:
 def run_show(args) -> int:
     use_file_backend()
     from rnnlab.data import load_data
-    from rnnlab.report.plots import save_sample_batch
+    from rnnlab.report.plots import png_destination, save_sample_batch
 
     config = Config(**given_settings(args))
-    out = nonempty_path(args.out, "--out")
+    out = png_destination(args.out, "--out")
     path = save_sample_batch(load_data(config, announce=log), out, batch_size=config.batch_size, seed=config.seed)
     log(f"wrote {path}")
     return 0
@@ -214,6 +243,11 @@ def run_exercise(args) -> int:
     return exercise_command(args, log=log)
 
 
+def run_caption_command(args) -> int:
+    from rnnlab.caption.cli import run_caption
+    return run_caption(args, log=log)
+
+
 def use_file_backend() -> None:
     """matplotlib draws to files here (the CLI has no screen); a notebook keeps its own backend."""
     import matplotlib
@@ -221,8 +255,10 @@ def use_file_backend() -> None:
     matplotlib.use("Agg")
 
 
-COMMANDS = {"train": run_train, "compare": run_compare, "evaluate": run_evaluate, "show": run_show,
-            "report": run_report, "predict": run_predict, "serve": run_serve, "exercise": run_exercise}
+COMMANDS = {"train": run_train, "compare": run_compare, "summarize": run_summarize, "evaluate": run_evaluate,
+            "show": run_show,
+            "report": run_report, "predict": run_predict, "serve": run_serve, "exercise": run_exercise,
+            "caption": run_caption_command}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -243,6 +279,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rnnlab: interrupted", file=sys.stderr, flush=True)
         return 130
+    except (MemoryError, RuntimeError) as exc:  # an allocation that failed after all (the size was checked first)
+        if not isinstance(exc, MemoryError) and "can't allocate memory" not in str(exc) \
+                and type(exc).__name__ != "OutOfMemoryError":
+            raise
+        print("rnnlab: error: ran out of memory; choose a smaller --hidden-size, --num-layers or --batch-size",
+              file=sys.stderr, flush=True)
+        return 2
     finally:
         shutdown()
 

@@ -19,13 +19,15 @@ VIEWS = ("rows", "pixels", "permuted")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16")
 BACKENDS = ("torch", "numpy")
+SCHEDULES = ("none", "cosine", "onecycle")
 MAX_SEED = 2**32 - 1  # NumPy's and torch's seeds are unsigned 32-bit (torch takes more, NumPy does not)
 MAX_LR = 1000.0  # Adam's step must stay a finite float32
 
 
-def setting(default, help: str, choices: tuple[str, ...] | None = None):
-    """A Config field: its default, the CLI's help text and, for names, the allowed values."""
-    return field(default=default, metadata={"help": help, "choices": choices})
+def setting(default, help: str, choices: tuple[str, ...] | None = None, const=None):
+    """A Config field: its default, the CLI's help text, for names the allowed values, and `const`: the value
+    of the option given without one (`--tensorboard` alone)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "const": const})
 
 
 @dataclass
@@ -52,6 +54,16 @@ class Config:
     test_limit: int | None = setting(None, "test on the first N test images only")
     checkpoint_every: int = setting(0, "also checkpoint every N steps (0: only at the end of each epoch)")
     log_every: int = setting(50, "steps between progress-bar updates (each one is a host sync)")
+    lr_schedule: str = setting("none", "learning rate over the run, stepped every batch: none (the sheet's), cosine "
+                                       "(from --lr down to 0) or onecycle (warm up to --lr, then anneal)", SCHEDULES)
+    clip_grad: float = setting(0.0, "clip the gradients' global norm to this before each step (0: no clipping)")
+    weight_decay: float = setting(0.0, "decoupled weight decay (AdamW); 0 keeps the sheet's Adam")
+    val_split: float = setting(0.0, "hold out this fraction of the training set (its last images) and measure "
+                                    "accuracy on it after every epoch, to choose settings without the test set")
+    threads: int | None = setting(None, "torch threads of the run (default: torch's own; with compare --jobs N, "
+                                        "cores / N); a seeded result depends on it")
+    tensorboard: str | None = setting(None, "also write TensorBoard event files, into DIR/<run folder name>, or "
+                                            "into the run folder itself when no DIR is given", const="")
 
     def __post_init__(self) -> None:
         if self.num_layers is None and isinstance(self.model, str):
@@ -66,7 +78,7 @@ class Config:
             if choices and getattr(self, f.name) not in choices:
                 raise RnnlabError(f"unknown {f.name} {getattr(self, f.name)!r}: choose one of {', '.join(choices)}")
         for name in ("epochs", "batch_size", "hidden_size", "num_layers", "eval_batch_size", "log_every",
-                     "train_limit", "test_limit"):
+                     "train_limit", "test_limit", "threads"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise RnnlabError(f"{flag(name)} must be a positive whole number, got {value!r}")
@@ -81,10 +93,23 @@ class Config:
         if self.dropout > 0 and self.num_layers == 1:
             raise RnnlabError(f"--dropout {self.dropout:g} would do nothing: dropout acts between recurrent layers "
                               "and this model has one; add --num-layers 2, or leave --dropout 0")
+        if not (self.clip_grad >= 0 and self.weight_decay >= 0):
+            raise RnnlabError(f"--clip-grad and --weight-decay must be 0 or more, got {self.clip_grad!r} and "
+                              f"{self.weight_decay!r}")
+        if not 0.0 <= self.val_split <= 0.5:
+            raise RnnlabError(f"--val-split is the held-out fraction of the training set, from 0 to 0.5; "
+                              f"got {self.val_split!r}")
+        if self.backend == "numpy" and (self.lr_schedule != "none" or self.clip_grad or self.weight_decay
+                                        or self.val_split):
+            raise RnnlabError("--backend numpy trains the sheet's recipe only: leave out --lr-schedule, "
+                              "--clip-grad, --weight-decay and --val-split")
         if not self.data_dir:
             raise RnnlabError("--data-dir is empty: give a folder (default: data)")
         if self.backend == "numpy" and (self.model != "lstm" or self.view != "rows"):
             raise RnnlabError("--backend numpy trains only --model lstm on --view rows")
+        if self.backend == "numpy" and self.checkpoint_every:
+            raise RnnlabError("--checkpoint-every: the numpy backend writes no checkpoints (its runs cannot be "
+                              "resumed); leave it out, or train with --backend torch")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -110,7 +135,7 @@ def flag(name: str) -> str:
 
 
 # The Python type each annotation (a string, under `from __future__ import annotations`) stands for.
-FIELD_TYPES = {"str": str, "int": int, "float": float, "int | None": int}
+FIELD_TYPES = {"str": str, "int": int, "float": float, "int | None": int, "str | None": str}
 
 
 def _check_type(f: dataclasses.Field, value) -> None:

@@ -1,4 +1,4 @@
-"""The lab: `train` one model into a run folder, `compare` several under the same settings.
+"""The lab: `train` one model into a run folder, `compare` several under the same settings and seeds.
 
 The orchestrator, read top to bottom: settings → data → model → `fit` → evaluate → files. The CLI, the
 notebook and the tests call these two functions; the run folder's format is `rnnlab.runs`'.
@@ -6,6 +6,7 @@ notebook and the tests call these two functions; the run folder's format is `rnn
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from pathlib import Path
@@ -14,31 +15,36 @@ from typing import Callable
 import torch
 from torch import nn
 
-from rnnlab.config import Config, flag, model_configs
+from rnnlab.config import Config
 from rnnlab.data import Dataset, SequenceBatches, input_shape, load_data, sequence_inputs
+from rnnlab.data.validation import hold_out
 from rnnlab.errors import CheckpointError, RnnlabError
 from rnnlab.models import count_parameters, new_model
-from rnnlab.runs import (CHECKPOINT, COMPARISON, CONFIG, METRICS, MODEL, SUMMARY, RunResult, check_run_dir, create_run_dir,
-                         default_run_dir, format_summary, load_run, open_for_resume, read_json, weights_checksum,
-                         write_json)
+from rnnlab.experiments import run_comparison
+from rnnlab.runs import (CHECKPOINT, CONFIG, METRICS, MODEL, RunResult, check_run_dir, create_run_dir, default_run_dir,
+                         load_run, open_for_resume, weights_checksum, write_json)
 from rnnlab.training.checkpoint import CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_save, remove_stale_temporaries
 from rnnlab.training.distributed import (all_gather_objects, barrier, broadcast_object, init_distributed,
                                          launched_by_torchrun, resolve_device, seed_everything)
 from rnnlab.training.evaluate import evaluate
 from rnnlab.training.fit import Checkpointing, StopSignals, fit, resume_fit
 from rnnlab.training.flops import matmul_peak_gflops, train_flops_per_sample
-from rnnlab.training.machine import environment, native_bf16
+from rnnlab.training.logs import ExperimentLog, tensorboard_dir
+from rnnlab.training.machine import check_memory, environment, native_bf16
+from rnnlab.training.optim import make_optimizer, make_scheduler
 
 
 def train(config: Config | None, run_dir: Path | None = None, *, resume: bool = False, overrides: dict | None = None,
-          dataset: Dataset | None = None, log: Callable[[str], None] = print, quiet: bool = False) -> RunResult:
+          dataset: Dataset | None = None, log: Callable[[str], None] = print, quiet: bool = False,
+          stop: StopSignals | None = None) -> RunResult:
     """Train `config.model` into `run_dir` (or, with `resume=True`, continue the run there) and evaluate it.
 
     Resuming takes the run's own settings; `overrides` (what the user asked for) must agree with them.
     Everything a user can get wrong is checked before the folder is touched. Under torchrun only rank 0
-    writes. SIGINT/SIGTERM from the very start end in a checkpoint and `TrainingInterrupted`.
+    writes. SIGINT/SIGTERM from the very start end in a checkpoint and `TrainingInterrupted` (`stop`: the
+    caller's own, already listening).
     """
-    with StopSignals() as stop:
+    with contextlib.nullcontext(stop) if stop else StopSignals() as stop:
         checkpoint = None
         if resume:
             config, run_id, checkpoint = open_for_resume(run_dir, overrides or {})
@@ -49,6 +55,9 @@ def train(config: Config | None, run_dir: Path | None = None, *, resume: bool = 
         if config.backend == "numpy" and launched_by_torchrun():
             raise RnnlabError("--backend numpy trains in one process; run it without torchrun")
         device = resolve_device(config.device)  # the run's own device, also when resuming
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        check_memory(config)
         if config.precision == "bf16" and not native_bf16(device):
             raise RnnlabError(f"this {device.type.upper()} has no native bf16 (oneDNN finds no AVX-512 BF16 or AMX): "
                               "bf16 would be emulated, many times slower, and the LSTM cannot run; use --precision fp32")
@@ -57,7 +66,7 @@ def train(config: Config | None, run_dir: Path | None = None, *, resume: bool = 
         if checkpoint is not None and checkpoint.get("world_size", 1) != ctx.world_size:
             raise CheckpointError(f"{run_dir} was trained with {checkpoint['world_size']} processes; "
                                   f"resume it with the same number, not {ctx.world_size}")
-        dataset = dataset or load_data(config, announce=log)
+        dataset, validation = hold_out(dataset or load_data(config, announce=log), config.val_split)
         if resume and ctx.is_main:
             remove_stale_temporaries(run_dir)  # left by a write that was killed half-way
         if not resume:
@@ -80,9 +89,9 @@ def train(config: Config | None, run_dir: Path | None = None, *, resume: bool = 
         peak = matmul_peak_gflops(str(device) if device.type == "cuda" else device.type, config.precision)
         seed_everything(config.seed)
         model = new_model(config).to(device)
-        # The sheet's Adam; fused: one kernel for all parameters instead of a loop of tiny operators.
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type in ("cpu", "cuda"))
-        progress = resume_fit(model, optimizer, checkpoint, ctx, device) if checkpoint is not None else None
+        optimizer = make_optimizer(model, config, device)
+        scheduler = make_scheduler(optimizer, config, -(-len(dataset.train.labels) // config.batch_size))
+        progress = resume_fit(model, optimizer, checkpoint, ctx, device, scheduler) if checkpoint is not None else None
         if progress is not None:
             log(f"{run_dir}: resuming at epoch {progress.epoch + 1}, step {progress.step}")
         train_model = model
@@ -96,15 +105,30 @@ def train(config: Config | None, run_dir: Path | None = None, *, resume: bool = 
         flops = train_flops_per_sample(config.model, steps, features, config.hidden_size, config.num_layers)
         checkpoints = Checkpointing(run_dir / CHECKPOINT, every=config.checkpoint_every,
                                     header={"format": CHECKPOINT_FORMAT, "run_id": run_id,
-                                            "config": config.to_dict(), "world_size": ctx.world_size})
+                                            "config": config.to_dict(), "world_size": ctx.world_size},
+                                    scheduler=scheduler)
+        logs = ExperimentLog(run_dir, tensorboard_dir(config.tensorboard, run_dir),
+                             progress.epochs if progress else []) if ctx.is_main else None
+
+        def after_epoch(record: dict) -> None:
+            if validation is not None:  # every rank: the evaluation is summed across them
+                held_out = evaluate(model, sequence_inputs(config, validation.images), validation.labels,
+                                    batch_size=config.eval_batch_size, precision=config.precision, ctx=ctx)
+                record["val_accuracy"] = held_out.accuracy
+                log(f"  validation accuracy {100 * held_out.accuracy:.2f}% ({len(validation.labels):,} held-out images)")
+            if logs is not None:
+                logs.epoch(record)
+
         progress = fit(train_model, optimizer, batches, epochs=config.epochs, progress=progress,
                        precision=config.precision, log_every=config.log_every, checkpoints=checkpoints,
-                       flops_per_sample=flops, peak_gflops=peak, stop=stop, ctx=ctx, log=log, quiet=quiet)
-        return _finish(config, run_dir, run_id, model, progress.epochs, dataset, device, log, ctx)
+                       flops_per_sample=flops, peak_gflops=peak, stop=stop, ctx=ctx, log=log, quiet=quiet,
+                       scheduler=scheduler, clip_grad=config.clip_grad, on_log=logs.step if logs else None,
+                       after_epoch=after_epoch)
+        return _finish(config, run_dir, run_id, model, progress.epochs, dataset, device, log, ctx, logs)
 
 
-def _finish(config, run_dir, run_id, model, epochs, dataset, device, log, ctx) -> RunResult:
-    """Evaluate on the test set; rank 0 writes model.pt and metrics.json (the run is then complete)."""
+def _finish(config, run_dir, run_id, model, epochs, dataset, device, log, ctx, logs=None) -> RunResult:
+    """Evaluate on the test set; rank 0 writes metrics.csv, model.pt and metrics.json (then the run is complete)."""
     started = time.perf_counter()
     evaluation = evaluate(model, sequence_inputs(config, dataset.test.images), dataset.test.labels,
                           batch_size=config.eval_batch_size, precision=config.precision, ctx=ctx)
@@ -120,9 +144,11 @@ def _finish(config, run_dir, run_id, model, epochs, dataset, device, log, ctx) -
         "train_images_per_second": len(dataset.train.labels) * len(epochs) / max(train_seconds, 1e-9),
         "parameters": count_parameters(model), "precision": config.precision, "device": str(device),
         "world_size": ctx.world_size, "weights_sha256": checksums[0], "environment": environment(),
+        "matmul_peak_gflops": matmul_peak_gflops(str(device) if device.type == "cuda" else device.type, config.precision),
     }
     log(f"Test Accuracy: {100 * evaluation.accuracy:.2f}%  (model {config.model}, {train_seconds:.1f} s training)")
     if ctx.is_main:
+        (logs or ExperimentLog(run_dir)).finish(epochs, evaluation.accuracy)
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         atomic_save({"format": MODEL_FORMAT, "run_id": run_id, "config": config.to_dict(), "state_dict": state,
                      "test_accuracy": evaluation.accuracy}, run_dir / MODEL)
@@ -132,54 +158,18 @@ def _finish(config, run_dir, run_id, model, epochs, dataset, device, log, ctx) -
 
 
 def compare(models: list[str] | None, settings: dict | None, out: Path | None, *, resume: bool = False,
-            overrides: dict | None = None, log: Callable[[str], None] = print, quiet: bool = False) -> dict:
-    """The lab itself: train each model under identical settings and seed, write `summary.json`.
+            overrides: dict | None = None, seeds: list[int] | None = None, jobs: int | None = None,
+            log: Callable[[str], None] = print, quiet: bool = False) -> dict:
+    """The lab itself: train each model under identical settings, for each seed; write `summary.json`.
 
     `settings` are Config values shared by every model (a model left without `num_layers` gets the
-    sheet's depth). With `resume=True` the models and settings are read from `out` (pass None) and
-    the missing runs are trained or continued; `overrides` must agree with the saved settings.
+    sheet's depth); `seeds` (default: the one of `settings`) gives one run folder per model and seed, and
+    summary.json their statistics. `jobs` > 1 trains runs in that many processes (default: one per core on
+    a CPU). With `resume=True` the models, settings and seeds are read from `out` (pass None) and the
+    missing runs are trained or continued; `overrides` must agree with the saved settings.
     """
-    if resume:
-        saved = read_json(Path(out) / COMPARISON, "give the --out of an earlier rnnlab compare")
-        models, settings = saved.get("models"), saved.get("settings", {})
-        if not isinstance(models, list) or not isinstance(settings, dict):
-            raise RnnlabError(f"{Path(out) / COMPARISON}: not an rnnlab comparison; give the --out of an earlier "
-                              "rnnlab compare")
-        for name, value in (overrides or {}).items():
-            if settings.get(name, getattr(Config, name, None)) != value:
-                raise RnnlabError(f"{out} was started with other settings than {flag(name)} {value}: "
-                                  f"--resume continues a comparison with its own settings; leave out {flag(name)}")
-    configs = model_configs(models, settings)  # validates everything before a file is written
-    first = configs[models[0]]
-    ctx = init_distributed(resolve_device(first.device))
-    log = log if ctx.is_main else _silent
-    out = Path(out) if out is not None else default_run_dir("compare")
-    if not resume:
-        if (out / SUMMARY).exists() or (out / COMPARISON).exists():
-            raise RnnlabError(f"{out} already holds a comparison; choose another --out, or continue it with --resume {out}")
-        for name in models:
-            check_run_dir(out / name)
-        barrier(ctx)
-        if ctx.is_main:
-            create_run_dir(out)
-            write_json(out / COMPARISON, {"models": models, "settings": settings})
-    dataset = load_data(first, announce=log)
-    results = {}
-    for name in models:
-        run_dir = out / name
-        log(f"== {name} ==")
-        resuming = resume and (run_dir / CONFIG).is_file()
-        results[name] = train(None if resuming else configs[name], run_dir, resume=resuming, dataset=dataset,
-                              log=log, quiet=quiet)
-    summary = {name: {"test_accuracy": r.metrics["test_accuracy"], "train_seconds": r.metrics["train_seconds"],
-                      "parameters": r.metrics["parameters"],
-                      "train_images_per_second": r.metrics["train_images_per_second"], "run_dir": str(r.run_dir)}
-               for name, r in results.items()}
-    if ctx.is_main:
-        write_json(out / SUMMARY, summary)
-        log(format_summary(summary))
-    barrier(ctx)
-    return summary
+    return run_comparison(train, models, settings, out, resume=resume, overrides=overrides, seeds=seeds, jobs=jobs,
+                          log=log, quiet=quiet)
 
 
 def _silent(message: str) -> None:

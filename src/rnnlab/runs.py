@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,6 +24,7 @@ from rnnlab.errors import CheckpointError, RnnlabError
 from rnnlab.models import new_model
 from rnnlab.training.checkpoint import CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_write_bytes, safe_load
 from rnnlab.training.evaluate import Evaluation, evaluate
+from rnnlab.training.machine import check_memory
 
 CONFIG, CHECKPOINT, METRICS, MODEL = "config.json", "checkpoint.pt", "metrics.json", "model.pt"
 COMPARISON, SUMMARY = "comparison.json", "summary.json"
@@ -114,6 +116,7 @@ def load_model(path: str | Path) -> tuple[nn.Module, Config]:
     if not isinstance(saved.get("config"), dict) or not isinstance(saved.get(key), dict):
         raise CheckpointError(f"{path}: an incomplete rnnlab file (its 'config' or '{key}' is missing or not a dict)")
     config = Config.from_dict(dict(saved["config"]), source=str(path))
+    check_memory(config, what=f"{path}: its model")
     model = new_model(config)
     try:
         model.load_state_dict(saved[key])
@@ -128,8 +131,52 @@ def load_model(path: str | Path) -> tuple[nn.Module, Config]:
 def load_run(run_dir: Path) -> RunResult:
     """A finished run: its model, config and metrics."""
     model, config = load_model(run_dir)
-    metrics = read_json(Path(run_dir) / METRICS, "the run has not finished, or the file was damaged")
+    path = Path(run_dir) / METRICS
+    metrics = check_metrics(read_json(path, "the run has not finished, or the file was damaged"), path)
     return RunResult(Path(run_dir), config, model, metrics, None)
+
+
+def check_metrics(metrics: dict, path: Path) -> dict:
+    """`metrics` as the report and summaries read them; a damaged or hand-edited file is one CheckpointError."""
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    accuracy = metrics.get("test_accuracy")
+    if not number(accuracy) or not 0 <= accuracy <= 1:
+        raise CheckpointError(f"{path}: test_accuracy must be a fraction from 0 to 1, not {accuracy!r}; "
+                              "the file was damaged or edited: train the run again")
+    epochs = metrics.get("epochs")
+    if not isinstance(epochs, list) or not all(isinstance(e, dict) for e in epochs):
+        raise CheckpointError(f"{path}: epochs must be a list of per-epoch records; the file was damaged or edited")
+    for k, record in enumerate(epochs, start=1):
+        for key in ("epoch", "train_loss", "train_accuracy", "seconds"):
+            if not number(record.get(key)):
+                raise CheckpointError(f"{path}: epoch {k} has no numeric {key}; the file was damaged or edited")
+    for key in ("train_seconds", "parameters", "train_images_per_second"):
+        if key in metrics and not number(metrics[key]):
+            raise CheckpointError(f"{path}: {key} must be a number, not {metrics[key]!r}")
+    return metrics
+
+
+def check_checkpoint(checkpoint: dict, path: Path) -> dict:
+    """The parts of a training checkpoint that --resume reads, checked before any is used."""
+    progress, ranks = checkpoint.get("progress"), checkpoint.get("ranks")
+    problems = [
+        not isinstance(checkpoint.get("model"), dict) and "'model' is not a state dict",
+        not isinstance(checkpoint.get("optimizer"), dict) and "'optimizer' is not a state dict",
+        not isinstance(progress, dict) and "'progress' is missing",
+        not (isinstance(ranks, list) and ranks and all(isinstance(r, dict) for r in ranks)) and "'ranks' is empty",
+        not (type(checkpoint.get("world_size", 1)) is int and checkpoint.get("world_size", 1) >= 1)
+        and "'world_size' is not a positive whole number",
+    ]
+    if isinstance(progress, dict):
+        problems += [not (type(progress.get(k)) is int and progress.get(k) >= 0) and f"progress '{k}' is not a count"
+                     for k in ("epoch", "step")]
+        problems.append(not isinstance(progress.get("epochs"), list) and "progress 'epochs' is not a list")
+    problem = next((p for p in problems if p), None)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}; the checkpoint is damaged: start the run again in a new folder")
+    return checkpoint
 
 
 def evaluate_saved(path: str | Path, data_dir: str | None = None,
@@ -164,7 +211,7 @@ def open_for_resume(run_dir: Path | None, overrides: dict) -> tuple[Config, str,
         return config, run_id, "finished"
     if not (run_dir / CHECKPOINT).is_file():
         return config, run_id, None
-    checkpoint = safe_load(run_dir / CHECKPOINT, CHECKPOINT_FORMAT)
+    checkpoint = check_checkpoint(safe_load(run_dir / CHECKPOINT, CHECKPOINT_FORMAT), run_dir / CHECKPOINT)
     if checkpoint.get("run_id") != run_id:
         raise CheckpointError(f"{run_dir / CHECKPOINT} belongs to another run than {run_dir / CONFIG}; "
                               "resume the folder the checkpoint came from")
@@ -172,8 +219,18 @@ def open_for_resume(run_dir: Path | None, overrides: dict) -> tuple[Config, str,
 
 
 def format_summary(summary: dict) -> str:
-    lines = [f"{'model':<14}{'test accuracy':>14}{'train time':>12}{'parameters':>12}{'images/s':>10}"]
+    """The terminal's table of summary.json (mean ± std over the seeds, the 95% CI), then one sentence per pair."""
+    from rnnlab.stats import mean_std, sentences
+
+    width = max([14] + [len(name) + 2 for name in summary])
+    lines = [f"{'model':<{width}}{'seeds':>6}{'test accuracy':>19}{'95% CI':>18}{'train time':>12}{'parameters':>12}"
+             f"{'images/s':>10}"]
     for name, row in summary.items():
-        lines.append(f"{name:<14}{100 * row['test_accuracy']:>13.2f}%{row['train_seconds']:>11.1f}s"
-                     f"{row['parameters']:>12,}{row['train_images_per_second']:>10,.0f}")
+        ci = row.get("ci95")
+        interval = f"{100 * ci[0]:.2f} to {100 * ci[1]:.2f}" if ci else "-"
+        lines.append(f"{name:<{width}}{row.get('n', 1):>6}{mean_std(row['test_accuracy'], row.get('std')):>19}"
+                     f"{interval:>18}{row['train_seconds']:>11.1f}s{row['parameters']:>12,}"
+                     f"{row['train_images_per_second']:>10,.0f}")
+    if all("versus" in row for row in summary.values()):
+        lines += sentences(summary)
     return "\n".join(lines)

@@ -9,6 +9,7 @@ The page is self-contained (relative image paths, inline CSS, no scripts) and op
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -29,7 +30,7 @@ def _slug(text: str) -> str:
 
 
 def _unique_names(runs) -> list[str]:
-    names = [r.metrics.get("model", r.config.model) for r in runs]
+    names = [r.config.model for r in runs]
     return [f"{n} ({r.run_dir.name})" if names.count(n) > 1 else n for n, r in zip(names, runs)]
 
 
@@ -60,14 +61,14 @@ def choose_examples(labels: torch.Tensor, predictions: list[torch.Tensor], count
 
 
 def write_report(run_dirs: list[Path], out: Path, data_dir: str | None = None, *,
-                 log: Callable[[str], None] = print, examples: int = 4, mistakes: int = 32) -> Path:
+                 log: Callable[[str], None] = print, examples: int = 4, mistakes: int = 32,
+                 summary: dict | None = None) -> Path:
     """Write `out/report.html` (and its pictures) for finished run folders; return its path.
 
     The test set of each run is loaded with the run's own config (`data_dir` overrides where the files
     are). Each model reads it once (`logits_per_step`, in batches): the last step gives the ordinary
     evaluation, the others the accuracy after each row.
     """
-    from rnnlab.report import introspect, plots
 
     run_dirs = [Path(d) for d in run_dirs]
     if not run_dirs:
@@ -80,6 +81,26 @@ def write_report(run_dirs: list[Path], out: Path, data_dir: str | None = None, *
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RnnlabError(f"cannot create the report folder {out}: {exc.strerror or exc}; choose another --out") from None
+    with _new_files_removed_on_failure(out):  # a report that fails half-way (a full disk) leaves nothing behind
+        return _draw_report(runs, out, data_dir, log, examples, mistakes, summary)
+
+
+@contextlib.contextmanager
+def _new_files_removed_on_failure(folder: Path):
+    before = set(folder.iterdir())
+    try:
+        yield
+    except BaseException:
+        for path in set(folder.iterdir()) - before:
+            if path.is_file():
+                path.unlink(missing_ok=True)
+        raise
+
+
+def _draw_report(runs, out: Path, data_dir: str | None, log, examples: int, mistakes: int,
+                 summary: dict | None = None) -> Path:
+    from rnnlab.report import introspect, plots
+
     names = _unique_names(runs)
 
     datasets: dict[tuple, object] = {}
@@ -120,6 +141,10 @@ def write_report(run_dirs: list[Path], out: Path, data_dir: str | None = None, *
     plots.save_learning_curves([(n, r.metrics) for n, r in zip(names, runs)], out / "learning_curves.png")
     page.add_figure("learning_curves.png", "Training loss and training accuracy per epoch; the star and dashed "
                     "line give each model's test accuracy after its last epoch.")
+    if summary:  # a summary over seeds: the runs above are each model's first seed
+        from rnnlab.report.seeds import add_seed_section
+
+        add_seed_section(page, summary, out)
 
     # The sheet's batch
     page.heading("One batch of training images", anchor="batch")

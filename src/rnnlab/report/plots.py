@@ -14,12 +14,29 @@ import matplotlib.pyplot as plt
 
 from rnnlab.data.batches import epoch_permutation
 from rnnlab.data.sources import Dataset
+from rnnlab.errors import RnnlabError
 from rnnlab.training.checkpoint import atomic_write_bytes
+
+
+def png_destination(value: str | Path, option: str) -> Path:
+    """Where a command may write the PNG the user named with `option`; a mistake is one `RnnlabError`."""
+    path = Path(value)
+    if not str(value).strip():
+        raise RnnlabError(f"{option} is empty: give a file name ending in .png")
+    if path.suffix.lower() != ".png":
+        raise RnnlabError(f"{option} {value}: the picture is written as PNG; give a file name ending in .png")
+    if path.is_dir():
+        raise RnnlabError(f"{option} {value} is a folder; give a file name ending in .png")
+    if not path.parent.is_dir():
+        what = "is a file" if path.parent.exists() else "does not exist"
+        raise RnnlabError(f"{option} {value}: the folder {path.parent} {what}; give a file in an existing folder")
+    return path
 
 
 def save_figure(fig, path: Path) -> Path:
     """Write `fig` as a PNG at `path`, atomically (never a half-written picture), and close it."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)  # for notebooks; the CLI checks its --out folders first
     buffer = io.BytesIO()
     try:
         fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")

@@ -53,6 +53,7 @@ def predict_command(checkpoint: str, images: list[str], explain: str | None = No
     """Classify `images` with the model in `checkpoint` (run folder or model.pt); print file, label and top 3."""
     from rnnlab.data import CLASS_NAMES
     from rnnlab.report.images import load_digit
+    from rnnlab.report.plots import png_destination
     from rnnlab.runs import load_model
 
     if not images:
@@ -61,13 +62,7 @@ def predict_command(checkpoint: str, images: list[str], explain: str | None = No
     if explain is not None:
         if len(images) != 1:
             raise RnnlabError(f"--explain draws one picture, but {len(images)} were given; give one IMAGE with --explain")
-        explain_path = Path(explain)
-        if explain_path.suffix.lower() != ".png":
-            raise RnnlabError(f"--explain {explain}: the picture is written as PNG; give a file name ending in .png")
-        if explain_path.is_dir():
-            raise RnnlabError(f"--explain {explain} is a folder; give a file name ending in .png")
-        if not explain_path.parent.is_dir():
-            raise RnnlabError(f"--explain {explain}: the folder {explain_path.parent} does not exist; create it first")
+        explain_path = png_destination(explain, "--explain")
     model, config = load_model(checkpoint)
     digits = np.stack([load_digit(image) for image in images])  # every picture checked before any output
     probabilities = classify(model, config, digits)

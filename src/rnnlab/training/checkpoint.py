@@ -8,6 +8,7 @@ Everything saved is plain tensors, numbers, strings, lists and dicts for that re
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import pickle
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnnlab.errors import CheckpointError
+from rnnlab.errors import CheckpointError, RnnlabError
 
 CHECKPOINT_FORMAT = "rnnlab-checkpoint"  # training state, for --resume
 MODEL_FORMAT = "rnnlab-model"  # final weights + config, for evaluate/predict/report
@@ -42,8 +43,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     permissions, then `os.replace`. Every file rnnlab writes (json, pt, png, html) goes through here.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
             _crash_here_for_tests(handle, data)
             handle.write(data)
@@ -51,14 +53,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(handle.fileno())
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:  # a full or read-only disk, a folder that went away: the old file is still whole
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        hint = "free some space there and run again" if full else "choose a folder you can write to"
+        raise RnnlabError(f"cannot write {path}: {exc.strerror or exc}; {hint} (nothing was half-written)") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def remove_stale_temporaries(folder: Path) -> None:

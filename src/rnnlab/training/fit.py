@@ -63,13 +63,15 @@ class TrainingInterrupted(Exception):
         self.signum = signum
         self.checkpoint = checkpoint
         self.exit_code = 128 + signum
+        self.resume_dir: Path | None = None  # what --resume takes, when not the checkpoint's folder (compare)
 
     def resume_hint(self, command: str) -> str:
-        if not self.checkpoint:
+        if not self.checkpoint and self.resume_dir is None:
             return "no checkpoint was written"
-        run_dir = Path(self.checkpoint).parent
-        target = run_dir.parent if command == "compare" else run_dir
-        return f"checkpoint saved: {self.checkpoint}; resume with: rnnlab {command} --resume {target}"
+        run_dir = Path(self.checkpoint or ".").parent
+        target = self.resume_dir or (run_dir.parent if command == "compare" else run_dir)
+        saved = f"checkpoint saved: {self.checkpoint}; " if self.checkpoint else ""
+        return f"{saved}resume with: rnnlab {command} --resume {target}"
 
 
 class TrainingDiverged(RnnlabError):
@@ -126,6 +128,7 @@ class Checkpointing:
     every: int = 0
     header: dict = field(default_factory=dict)
     last: str | None = None  # the last checkpoint written
+    scheduler: object | None = None  # the lr schedule, whose state is saved with the optimizer's
 
     def save(self, model: nn.Module, optimizer: torch.optim.Optimizer, progress: Progress, ctx: DistContext) -> str | None:
         if self.path is None:
@@ -134,7 +137,8 @@ class Checkpointing:
         ranks = all_gather_objects({"rng": capture_rng(), "sums": sums}, ctx)  # each rank's RNG and partial sums
         if ctx.is_main:
             model = getattr(model, "module", model)  # DDP's wrapped model
-            atomic_save({**self.header, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            schedule = {"scheduler": self.scheduler.state_dict()} if self.scheduler is not None else {}
+            atomic_save({**self.header, **schedule, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "progress": progress.state_dict(), "ranks": ranks}, self.path)
         barrier(ctx)
         self.last = str(self.path)
@@ -142,11 +146,13 @@ class Checkpointing:
 
 
 def resume_fit(model: nn.Module, optimizer: torch.optim.Optimizer, checkpoint: dict, ctx: DistContext,
-               device: torch.device) -> Progress:
+               device: torch.device, scheduler=None) -> Progress:
     """Restore model, optimizer, this rank's RNG and partial sums from a checkpoint; return its Progress."""
     try:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
+        if scheduler is not None:  # created before the optimizer's state was loaded, which holds its lr
+            scheduler.load_state_dict(checkpoint["scheduler"])
         mine = checkpoint["ranks"][ctx.rank]
         progress = Progress.from_state_dict({**checkpoint["progress"], **mine["sums"]}, device)
         restore_rng(mine["rng"])
@@ -188,12 +194,16 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batches: SequenceBat
         progress: Progress | None = None, precision: str = "fp32", log_every: int = 50,
         checkpoints: Checkpointing | None = None, flops_per_sample: int = 0, peak_gflops: float | None = None,
         stop: StopSignals | None = None, ctx: DistContext = SINGLE, log: Callable[[str], None] = print,
-        quiet: bool = False) -> Progress:
+        quiet: bool = False, scheduler=None, clip_grad: float = 0.0,
+        on_log: Callable[[int, float, float, float], None] | None = None,
+        after_epoch: Callable[[dict], None] | None = None) -> Progress:
     """Train `model` for `epochs` epochs from `progress` (a fresh run when None); return the final Progress.
 
     Each finished epoch appends `epoch_record(...)` to `progress.epochs` and logs the sheet's line.
     `checkpoints` says where and how often to save; `stop` (entered `StopSignals`) ends the run at the
-    next step with a checkpoint and `TrainingInterrupted`.
+    next step with a checkpoint and `TrainingInterrupted`. `scheduler` is stepped after every batch and
+    `clip_grad` (> 0) clips the gradients' global norm; `on_log(global step, loss, accuracy, lr)` is called at
+    each log step and `after_epoch(record)` after each epoch, before its checkpoint (experiment logs, validation).
     """
     device = next(model.parameters()).device
     progress = progress or Progress(loss_sum=torch.zeros((), dtype=torch.float64, device=device),
@@ -217,7 +227,11 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batches: SequenceBat
             loss = F.cross_entropy(logits.float(), y, reduction="sum") * (ctx.world_size / global_batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if clip_grad:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             loss = loss.detach()
             progress.loss_sum += loss
             progress.correct += (logits.detach().argmax(dim=1) == y).sum()
@@ -231,6 +245,10 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batches: SequenceBat
             if at_log:
                 bar.update(progress.step - bar.n)
                 bar.set_postfix(loss=f"{progress.running_loss():.4f}")
+                if on_log is not None:  # (global step, running loss, running accuracy, lr) of this process's shard
+                    seen = min(progress.step * batch_size, n) / ctx.world_size
+                    on_log(epoch * steps + progress.step, progress.running_loss(), progress.correct.item() / seen,
+                           optimizer.param_groups[0]["lr"])
             # Under torchrun the ranks vote at log steps only, so that all of them stop at the same step.
             signum = stop_vote(stop, ctx) if (at_log or not ctx.is_distributed) else 0
             if signum or at_checkpoint:
@@ -248,7 +266,10 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batches: SequenceBat
         progress.epoch, progress.step, progress.seconds = epoch + 1, 0, 0.0
         progress.loss_sum.zero_()
         progress.correct.zero_()
+        record["lr"] = optimizer.param_groups[0]["lr"]  # at the end of the epoch
         log(epoch_line(record, epochs, peak_gflops))
+        if after_epoch is not None:  # on every rank (a validation pass is collective); may add to the record
+            after_epoch(record)
         checkpoints.save(model, optimizer, progress, ctx)
         signum = stop_vote(stop, ctx)  # a vote here too: a signal after the last step's vote must stop every rank
         if signum:

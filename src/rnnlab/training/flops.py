@@ -52,6 +52,18 @@ def train_flops_per_sample(model: str, steps: int, input_size: int, hidden_size:
     return 3 * forward - not_needed
 
 
+def train_memory_bytes(model: str, steps: int, input_size: int, hidden_size: int, num_layers: int,
+                       batch_size: int, num_classes: int = 10) -> int:
+    """About the least memory (bytes, float32) one training step needs: the weights with their gradients and
+    Adam's two moments (4 copies of the parameters), and the activations kept for the backward pass (gates,
+    cell and hidden states of every step and layer) with their gradients."""
+    gates = GATES[model]
+    parameters = sum(gates * ((input_size if k == 0 else hidden_size) * hidden_size + hidden_size * hidden_size
+                              + 2 * hidden_size) for k in range(num_layers)) + (hidden_size + 1) * num_classes
+    activations = batch_size * steps * num_layers * (gates + 3) * hidden_size
+    return 4 * (4 * parameters + 2 * activations)
+
+
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()

@@ -55,6 +55,23 @@ def native_bf16(device: torch.device) -> bool:
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+def check_memory(config, what: str = "training this model") -> None:
+    """Refuse, in one line, a model too large for this machine's free memory, before anything is allocated."""
+    import psutil
+
+    from rnnlab.data import input_shape
+    from rnnlab.errors import RnnlabError
+    from rnnlab.training.flops import train_memory_bytes
+
+    steps, features = input_shape(config.view)
+    need = train_memory_bytes(config.model, steps, features, config.hidden_size, config.num_layers, config.batch_size)
+    free = psutil.virtual_memory().available
+    if need > free:
+        raise RnnlabError(f"{what} needs about {need / 2**30:,.1f} GiB (--hidden-size {config.hidden_size}, "
+                          f"--num-layers {config.num_layers}, --batch-size {config.batch_size}), more than the "
+                          f"{free / 2**30:,.1f} GiB this machine has free; choose a smaller size")
+
+
 def environment() -> dict:
     """The facts a seeded result depends on, for metrics.json."""
     return {

@@ -1,0 +1,237 @@
+"""Several seeds: processes give the same runs as one at a time, statistics as scipy computes them by hand,
+`summarize` merges folders into the summary one comparison gives, and a killed comparison resumes only
+what is missing. Small real data (a few hundred images, hidden size 8, one epoch), every run seeded."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats as scipy_stats
+
+from conftest import finish
+from rnnlab.errors import RnnlabError
+from rnnlab.stats import (BOOTSTRAP_SEED, RESAMPLES, compare_models, describe, paired_difference,
+                          probability_of_improvement, sentence)
+from rnnlab.training.jobs import available_cores
+
+TINY = ["--hidden-size", "8", "--train-limit", "300", "--test-limit", "200", "--epochs", "1", "--quiet"]
+THREADS = max(1, available_cores() // 2)  # what --jobs 2 gives each run
+STATISTICS = ("seeds", "test_accuracies", "n", "std", "min", "max", "ci95", "versus", "test_accuracy", "parameters")
+
+
+def rnnlab(*argv) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "rnnlab", *map(str, argv)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def ok(*argv) -> str:
+    code, out, err = finish(rnnlab(*argv))
+    assert code == 0, err
+    return out
+
+
+def outcome(run_dir: Path):
+    """Everything a run computed: its weights and its per-epoch and test figures."""
+    weights = torch.load(run_dir / "model.pt", weights_only=True)["state_dict"]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    figures = [(e["train_loss"], e["train_accuracy"]) for e in metrics["epochs"]]
+    return weights, figures + [metrics["test_accuracy"], metrics["per_class_accuracy"]]
+
+
+@pytest.fixture
+def restore_threads():
+    """In-process runs with --threads N set torch's threads for the whole process: put them back after."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def in_process(capsys, *argv) -> str:
+    from conftest import run
+
+    code, text, err = run(capsys, *argv)
+    assert code == 0, err
+    return text
+
+
+def assert_same(a: Path, b: Path) -> None:
+    (wa, fa), (wb, fb) = outcome(a), outcome(b)
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa), f"{a} and {b} differ"
+    assert fa == fb
+
+
+@pytest.fixture(scope="module")
+def seeds_0_2(tmp_path_factory, mnist_dir):
+    """rnn and lstm with seeds 0-2 in 2 processes: the comparison the other tests measure against."""
+    out = tmp_path_factory.mktemp("jobs") / "all"
+    text = ok("compare", "--models", "rnn,lstm", "--seeds", "0-2", "--jobs", "2", *TINY, "--no-report",
+              "--data-dir", mnist_dir, "--out", out)
+    return out, text
+
+
+def test_seeds_in_two_processes_equal_single_seed_runs(seeds_0_2, tmp_path, mnist_dir, capsys, restore_threads):
+    out, text = seeds_0_2
+    assert "6 runs in 2 processes" in text
+    for seed in range(3):
+        for model in ("rnn", "lstm"):
+            single = tmp_path / f"{model}-{seed}"
+            in_process(capsys, "train", "--model", model, "--seed", seed, "--threads", THREADS, *TINY, "--data-dir",
+                       mnist_dir, "--out", single)
+            assert_same(out / f"{model}-seed{seed}", single)
+            assert json.loads((out / f"{model}-seed{seed}" / "config.json").read_text())["threads"] == THREADS
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rnn"]["seeds"] == [0, 1, 2] and summary["lstm"]["n"] == 3
+    assert "lstm" in summary["rnn"]["versus"] and summary["rnn"]["versus"]["lstm"]["sentence"] in text
+    assert "±" in text
+
+
+def test_statistics_match_a_hand_computation_with_scipy():
+    lstm = {0: 0.9890, 1: 0.9874, 2: 0.9902, 3: 0.9881, 4: 0.9895}
+    rnn = {0: 0.9528, 1: 0.9490, 2: 0.9571, 3: 0.9402, 4: 0.9533}
+    values = np.array(list(lstm.values()))
+    expected = scipy_stats.bootstrap((values,), np.mean, n_resamples=RESAMPLES, method="percentile",
+                                     confidence_level=0.95, rng=np.random.default_rng(BOOTSTRAP_SEED))
+    described = describe(values)
+    assert described["mean"] == pytest.approx(values.mean(), abs=1e-15)
+    assert described["std"] == pytest.approx(values.std(ddof=1), abs=1e-15)
+    assert described["ci95"] == pytest.approx([expected.confidence_interval.low, expected.confidence_interval.high],
+                                              abs=1e-15)
+    differences = np.array([lstm[s] - rnn[s] for s in range(5)])
+    by_hand = scipy_stats.bootstrap((differences,), np.mean, n_resamples=RESAMPLES, method="percentile",
+                                    rng=np.random.default_rng(BOOTSTRAP_SEED)).confidence_interval
+    pair = paired_difference(lstm, rnn)
+    assert pair["difference"] == pytest.approx(differences.mean(), abs=1e-15)
+    assert pair["ci95"] == pytest.approx([by_hand.low, by_hand.high], abs=1e-15)
+    u = scipy_stats.mannwhitneyu(list(lstm.values()), list(rnn.values())).statistic
+    assert pair["probability_of_improvement"] == pytest.approx(u / 25) == 1.0
+    assert probability_of_improvement([1, 2], [2, 0]) == pytest.approx((0.5 + 1 + 0 + 1) / 4)
+    line = sentence("lstm", "rnn", pair)
+    assert line == (f"lstm beats rnn by {100 * differences.mean():.2f} points (95% CI {100 * by_hand.low:.2f} to "
+                    f"{100 * by_hand.high:.2f}), in 5 of 5 seeds")
+    assert sentence("rnn", "lstm", paired_difference(rnn, lstm)) == line  # the same words from either side
+    close = paired_difference({0: 0.95, 1: 0.96, 2: 0.94}, {0: 0.955, 1: 0.95, 2: 0.945})
+    assert "cannot be told apart" in sentence("a", "b", close) and "rough with 3 seeds" in sentence("a", "b", close)
+    one = compare_models({"lstm": {0: 0.99}, "rnn": {0: 0.95}})
+    assert one["lstm"]["ci95"] is None and one["lstm"]["std"] is None
+    assert "no interval can be given" in one["lstm"]["versus"]["rnn"]["sentence"]
+
+
+def test_summarize_merges_folders_into_the_summary_of_one_comparison(seeds_0_2, tmp_path, mnist_dir, capsys,
+                                                                     restore_threads):
+    from conftest import run
+
+    out, _ = seeds_0_2
+    common = ["--models", "rnn,lstm", "--jobs", "1", "--threads", THREADS, *TINY, "--no-report", "--data-dir", mnist_dir]
+    in_process(capsys, "compare", "--seeds", "0-1", *common, "--out", tmp_path / "machine-a")
+    in_process(capsys, "compare", "--seeds", "2", *common, "--out", tmp_path / "machine-b")
+    assert (tmp_path / "machine-b" / "lstm" / "metrics.json").is_file()  # one seed: the lab's own layout
+    code, text, err = run(capsys, "summarize", tmp_path / "machine-a", tmp_path / "machine-b", "--out",
+                          tmp_path / "merged", "--no-report")
+    assert code == 0, err
+    merged = json.loads((tmp_path / "merged" / "summary.json").read_text())
+    whole = json.loads((out / "summary.json").read_text())
+    assert list(merged) == list(whole) == ["rnn", "lstm"]
+    for model in whole:
+        assert {k: merged[model][k] for k in STATISTICS} == {k: whole[model][k] for k in STATISTICS}
+    assert merged["lstm"]["versus"]["rnn"]["sentence"] in text
+
+    # The same seed twice, and runs of other settings, are refused in one line; --varies names the difference.
+    code, _, err = run(capsys, "summarize", tmp_path / "machine-a", out, "--out", tmp_path / "twice", "--no-report")
+    assert code == 2 and "seed 0 is there twice" in err
+    in_process(capsys, "train", "--model", "rnn", "--seed", "0", *TINY, "--lr", "0.01", "--data-dir", mnist_dir,
+               "--out", tmp_path / "other" / "rnn-lr")
+    code, _, err = run(capsys, "summarize", tmp_path / "machine-a", tmp_path / "other", "--out", tmp_path / "m2",
+                       "--no-report")
+    assert code == 2 and "--lr" in err and "--varies lr" in err
+    code, text, err = run(capsys, "summarize", tmp_path / "machine-a", tmp_path / "other", "--varies", "lr",
+                          "--out", tmp_path / "m3", "--no-report")
+    assert code == 0, err
+    assert set(json.loads((tmp_path / "m3" / "summary.json").read_text())) == {"rnn (lr 0.001)", "lstm (lr 0.001)",
+                                                                              "rnn (lr 0.01)"}
+    code, _, err = run(capsys, "summarize", tmp_path / "machine-b", "--out", tmp_path / "machine-a", "--no-report")
+    assert code == 2 and "would replace" in err  # a comparison's own summary is never overwritten
+
+
+def test_a_killed_comparison_resumes_only_what_is_missing(tmp_path, mnist_dir):
+    args = ["compare", "--models", "rnn", "--seeds", "0-3", "--jobs", "2", "--hidden-size", "16", "--train-limit",
+            "2000", "--test-limit", "200", "--epochs", "2", "--checkpoint-every", "5", "--quiet", "--no-report",
+            "--data-dir", mnist_dir]
+    ok(*args, "--out", tmp_path / "whole")
+    cut = tmp_path / "cut"
+    proc = rnnlab(*args, "--out", cut)
+    while not list(cut.glob("*/metrics.json")) and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)  # the parent only: its workers notice, checkpoint and stop on their own
+    proc.communicate(timeout=60)
+    done = {p.parent.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in cut.glob("*/metrics.json")}
+    assert 1 <= len(done) < 4, "the kill did not land in the middle of the comparison"
+    code, text, err = finish(rnnlab("compare", "--resume", cut, "--quiet", "--no-report"))
+    assert code == 0, err
+    assert f"{len(done)} of 4 runs finished; training the other {4 - len(done)}" in text
+    for name, (mtime, content) in done.items():  # finished runs were not touched
+        path = cut / name / "metrics.json"
+        assert (path.stat().st_mtime_ns, path.read_bytes()) == (mtime, content)
+    for seed in range(4):
+        assert_same(cut / f"rnn-seed{seed}", tmp_path / "whole" / f"rnn-seed{seed}")
+    whole = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    assert json.loads((cut / "summary.json").read_text())["rnn"]["ci95"] == whole["rnn"]["ci95"]
+
+
+@pytest.mark.parametrize("text,seeds", [("0-4", [0, 1, 2, 3, 4]), ("0,3,7", [0, 3, 7]), ("2-3, 9", [2, 3, 9])])
+def test_seed_lists(text, seeds):
+    from rnnlab.experiments import parse_seeds
+
+    assert parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize("text", ["", "a", "4-2", "1,1", "-1", "0-"])
+def test_bad_seed_lists_are_refused(text):
+    from rnnlab.experiments import parse_seeds
+
+    with pytest.raises(RnnlabError):
+        parse_seeds(text)
+
+
+def test_workers_of_a_parent_that_dies_stop_by_themselves():
+    """A worker whose parent is gone sends itself SIGTERM (then a training run checkpoints and stops)."""
+    code = ("import os, signal, sys, threading, time\n"
+            "from rnnlab.training.jobs import _watch_parent\n"
+            "signal.signal(signal.SIGTERM, lambda *a: (print('stopped', flush=True), os._exit(0)))\n"
+            "if os.fork() == 0:\n"
+            "    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()\n"
+            "    time.sleep(30)\n"
+            "    os._exit(1)\n"
+            "os._exit(0)\n")
+    # The output pipe closes when the forked worker exits too, so run() returns once the worker has stopped.
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout == "stopped\n", result.stderr
+
+
+def test_the_report_shows_every_seed_and_what_the_difference_means(seeds_0_2, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rnnlab.report.html import Page
+    from rnnlab.report.seeds import add_seed_section
+
+    out, _ = seeds_0_2
+    summary = json.loads((out / "summary.json").read_text())
+    page = Page("seeds")
+    add_seed_section(page, summary, tmp_path)
+    html = page.render()
+    for name in ("seeds_strip.png", "seeds_curves.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG" and name in html
+    assert summary["rnn"]["versus"]["lstm"]["sentence"] in html
+    assert all(f"{100 * r['test_accuracy']:.2f}%" in html for row in summary.values() for r in row["runs"])
+    assert html.count(str(out / "lstm-seed")) == 3
+    single = Page("one seed")
+    add_seed_section(single, {"rnn": {**summary["rnn"], "n": 1}}, tmp_path)
+    assert single.parts == []  # one seed: nothing to say about seeds
