@@ -46,3 +46,4 @@ clean:
 .PHONY: results
 results: install
 	$(BIN)/python benchmarks/results.py --data-dir $(DATA_DIR) --fashion-dir $(or $(FASHION_DIR),data) --kmnist-dir $(or $(KMNIST_DIR),data)
+	$(BIN)/python benchmarks/caption_results.py --data-dir $(DATA_DIR) --out runs/caption-results
