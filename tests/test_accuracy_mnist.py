@@ -17,7 +17,8 @@ from rnnlab.cli import main
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory, mnist_dir):
     out = tmp_path_factory.mktemp("lab") / "lab"
-    assert main(["compare", "--data-dir", str(mnist_dir), "--out", str(out), "--quiet"]) == 0
+    # --jobs 1: one process with torch's own threads, the setting the figures in the module doc were measured with
+    assert main(["compare", "--jobs", "1", "--data-dir", str(mnist_dir), "--out", str(out), "--quiet"]) == 0
     return out
 
 
