@@ -140,7 +140,8 @@ def test_non_finite_loss_stops_with_epoch_step_and_checkpoint(tmp_path, mnist):
     """A model whose output turns NaN at global step 13 of epoch 1: the run stops there, naming it."""
     from rnnlab.data import SequenceBatches, to_sequences
     from rnnlab.models import build_model
-    from rnnlab.training import Progress, TrainingDiverged, fit
+    from rnnlab.training import TrainingDiverged, fit
+    from rnnlab.training.fit import Checkpointing
 
     class Poisoned(torch.nn.Module):
         def __init__(self):
@@ -159,13 +160,15 @@ def test_non_finite_loss_stops_with_epoch_step_and_checkpoint(tmp_path, mnist):
                               shuffle=True, seed=0)
     saved = []
 
-    def save(progress: Progress) -> str:
-        saved.append((progress.epoch, progress.step))
-        return str(tmp_path / "checkpoint.pt")
+    class Recorded(Checkpointing):  # saves nothing, remembers where it would have
+        def save(self, model, optimizer, progress, ctx):
+            saved.append((progress.epoch, progress.step))
+            self.last = str(tmp_path / "checkpoint.pt")
+            return self.last
 
     with pytest.raises(TrainingDiverged) as info:
-        fit(model, torch.optim.Adam(model.parameters()), batches, epochs=2, log_every=50, checkpoint_every=5,
-            save_checkpoint=save, quiet=True, log=lambda _: None)
+        fit(model, torch.optim.Adam(model.parameters()), batches, epochs=2, log_every=50,
+            checkpoints=Recorded(path=tmp_path / "checkpoint.pt", every=5), quiet=True, log=lambda _: None)
     message = str(info.value)
     assert "nan" in message and "epoch 1, step 13" in message
     assert "last good checkpoint" in message and str(tmp_path / "checkpoint.pt") in message
