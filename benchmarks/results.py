@@ -3,13 +3,13 @@
     python benchmarks/results.py --data-dir ../shared/data/mnist [--steps lab,more,...] [--write-only]
 
 Steps, each a `rnnlab compare` (or `train`) into its own folder under --out, run one after the other
-(two runs on two cores slow each other far more than 2×) with one thread each, and resumed where a
+(the machine is shared, and each run's time is then its own) with one thread each, and resumed where a
 folder was left (`compare --resume`): so the script may be stopped at any moment and started again.
   lab       the lab, rows, 5 epochs, the sheet's recipe: rnn and lstm, seeds 0-4 (the README's table)
+  views     the 784-step views (pixels, permuted): seconds per epoch, measured on the first 10 batches
   more      gru and scratch-lstm, seeds 0-2
   datasets  Fashion-MNIST and KMNIST (when their files are found): rnn, gru, lstm, seeds 0-2
   tuned     a row-wise LSTM recipe chosen on --val-split 0.1 (seed 0), then seeds 0-2 on the whole training set
-  views     the 784-step views (pixels, permuted): seconds per epoch, measured on the first 10 batches
 Then (and with --write-only, from whatever has finished) it writes docs/results.md; rows not measured say so.
 """
 
@@ -94,6 +94,14 @@ def run_steps(args, steps: list[str]) -> None:
     out = Path(args.out)
     if "lab" in steps:
         compare(out / "mnist-lab", LAB["models"], LAB["seeds"], LAB["settings"], args.data_dir)
+    if "views" in steps:
+        for view in ("pixels", "permuted"):
+            for model in ("rnn", "gru", "lstm"):
+                run_dir = out / "views" / f"{model}-{view}"
+                if not (run_dir / METRICS).is_file():
+                    rnnlab("train", "--model", model, "--view", view, "--epochs", "1", "--threads", "1",
+                           "--train-limit", 64 * VIEW_STEPS, "--test-limit", "100", "--quiet", "--data-dir",
+                           args.data_dir, "--out", run_dir, log=out / "views.log")
     if "more" in steps:
         compare(out / "mnist-more", MORE["models"], MORE["seeds"], MORE["settings"], args.data_dir)
     if "datasets" in steps:
@@ -106,14 +114,6 @@ def run_steps(args, steps: list[str]) -> None:
         recipe = chosen_recipe(out)
         if recipe:
             compare(out / "tuned-mnist", "lstm", "0-2", CANDIDATES[recipe], args.data_dir)
-    if "views" in steps:
-        for view in ("pixels", "permuted"):
-            for model in ("rnn", "gru", "lstm"):
-                run_dir = out / "views" / f"{model}-{view}"
-                if not (run_dir / METRICS).is_file():
-                    rnnlab("train", "--model", model, "--view", view, "--epochs", "1", "--threads", "1",
-                           "--train-limit", 64 * VIEW_STEPS, "--test-limit", "100", "--quiet", "--data-dir",
-                           args.data_dir, "--out", run_dir, log=out / "views.log")
 
 
 # --- docs/results.md -------------------------------------------------------------------------------------
@@ -129,7 +129,7 @@ def summary_of(folder: Path, expected_seeds: int) -> tuple[dict | None, str]:
         return None, f"not measured yet ({exc})"
     partial = [f"{name}: {row['n']} of {expected_seeds} seeds" for name, row in summary.items()
                if row["n"] < expected_seeds]
-    return summary, ("partial, still running: " + "; ".join(partial)) if partial else ""
+    return summary, ("partial: " + "; ".join(partial)) if partial else ""
 
 
 def table(summary: dict, anchor: dict | None = None) -> list[str]:
@@ -241,7 +241,7 @@ def write_doc(args) -> Path:
 
 def views(out: Path, data_dir: str) -> list[str]:
     lines = ["## The 784-step views: pixels and permuted", "",
-             f"Seconds per epoch of full MNIST ({FULL_EPOCH_STEPS} batches of 64) on this CPU, one thread, "
+             f"Minutes per epoch of full MNIST ({FULL_EPOCH_STEPS} batches of 64) on this CPU, one thread, "
              f"measured on the first {VIEW_STEPS} batches (`rnnlab train --view VIEW --model MODEL --epochs 1 "
              f"--train-limit {64 * VIEW_STEPS} --threads 1`):", "",
              "| view | rnn | gru | lstm |", "|---|---:|---:|---:|"]
@@ -258,8 +258,10 @@ def views(out: Path, data_dir: str) -> list[str]:
     lstm = out / "views" / "lstm-pixels" / METRICS
     if lstm.is_file():
         days = read_json(lstm, "")["train_seconds"] / VIEW_STEPS * FULL_EPOCH_STEPS * 100 / 86400
-        lines += ["", f"At that speed 100 epochs of the pixel LSTM take about {days:.0f} days here, so the full "
-                  "recipes were not run on this CPU. On a machine with a GPU:", ""]
+        lines += ["", f"Ten batches on a shared machine are a rough measure (pixels and permuted are the same "
+                  f"computation). At that speed 100 epochs of the lab's pixel LSTM (2 layers) take about {days:.0f} "
+                  "days here, so the full recipes were not run on this CPU. On a machine with a GPU (a 1-layer "
+                  "LSTM, as in the anchors):", ""]
     else:
         lines += ["", "The full recipe, on a machine with a GPU (not run here):", ""]
     lines += ["```", f"rnnlab compare --models rnn,gru,lstm --view pixels --seeds 0-2 --epochs 100 --hidden-size 128 "
@@ -274,7 +276,7 @@ def main() -> None:
     parser.add_argument("--fashion-dir", default="data", help="Fashion-MNIST's files (default: ./data)")
     parser.add_argument("--kmnist-dir", default="data", help="KMNIST's files (default: ./data)")
     parser.add_argument("--out", default=str(REPO / "runs" / "results"), help="folder of the runs")
-    parser.add_argument("--steps", default="lab,more,datasets,tuned,views")
+    parser.add_argument("--steps", default="lab,views,more,datasets,tuned", help="which (always in this order)")
     parser.add_argument("--write-only", action="store_true", help="only write docs/results.md from finished runs")
     args = parser.parse_args()
     started = time.time()
