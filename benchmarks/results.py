@@ -6,6 +6,7 @@ Steps, each a `rnnlab compare` (or `train`) into its own folder under --out, run
 (the machine is shared, and each run's time is then its own) with one thread each, and resumed where a
 folder was left (`compare --resume`): so the script may be stopped at any moment and started again.
   lab       the lab, rows, 5 epochs, the sheet's recipe: rnn and lstm, seeds 0-4 (the README's table)
+  numpy     the NumPy LSTM (the sheet's equations, hand-written backward), 2 epochs, seed 0
   views     the 784-step views (pixels, permuted): seconds per epoch, measured on the first 10 batches
   more      gru and scratch-lstm, seeds 0-2
   datasets  Fashion-MNIST and KMNIST (when their files are found): rnn, gru, lstm, seeds 0-2
@@ -94,6 +95,9 @@ def run_steps(args, steps: list[str]) -> None:
     out = Path(args.out)
     if "lab" in steps:
         compare(out / "mnist-lab", LAB["models"], LAB["seeds"], LAB["settings"], args.data_dir)
+    if "numpy" in steps and not (out / "numpy-lstm" / METRICS).is_file():
+        rnnlab("train", "--model", "lstm", "--backend", "numpy", "--epochs", "2", "--quiet", "--data-dir", args.data_dir,
+               "--out", out / "numpy-lstm", log=out / "numpy-lstm.log")
     if "views" in steps:
         for view in ("pixels", "permuted"):
             for model in ("rnn", "gru", "lstm"):
@@ -194,6 +198,7 @@ def write_doc(args) -> Path:
     lab = section(lines, "The lab on MNIST: rnn against lstm, 5 seeds", out / "mnist-lab", 5,
             f"rnnlab compare --models rnn,lstm --seeds 0-4 --threads 1 --data-dir {d}",
             "Rows (28 steps of 28 pixels), 5 epochs, Adam 1e-3, batch 64: the sheet's recipe. The README's table.")
+    lines += numpy_lstm(out, d)
     section(lines, "More models on MNIST, 3 seeds", out / "mnist-more", 3,
             f"rnnlab compare --models gru,scratch-lstm --seeds 0-2 --threads 1 --data-dir {d}",
             "The same recipe; scratch-lstm is the sheet's LSTM equations with a hand-written backward pass.")
@@ -239,6 +244,19 @@ def write_doc(args) -> Path:
     return path
 
 
+def numpy_lstm(out: Path, data_dir: str) -> list[str]:
+    lines = ["## The NumPy LSTM", "", "The sheet's LSTM equations in NumPy with their hand-written backward pass "
+             "(`models/numpy_lstm.py`), trained with the sheet's settings for 2 epochs, seed 0:", "",
+             f"`rnnlab train --model lstm --backend numpy --epochs 2 --data-dir {data_dir}`", ""]
+    path = out / "numpy-lstm" / METRICS
+    if not path.is_file():
+        return lines + ["**Not measured yet.** Run `make results`.", ""]
+    metrics = read_json(path, "")
+    losses = ", ".join(f"{e['train_loss']:.4f}" for e in metrics["epochs"])
+    return lines + [f"Test accuracy **{100 * metrics['test_accuracy']:.2f}%** after 2 epochs (train loss per epoch "
+                    f"{losses}; {metrics['train_seconds'] / 60:.1f} min of training). {machine([path.parent])}", ""]
+
+
 def views(out: Path, data_dir: str) -> list[str]:
     lines = ["## The 784-step views: pixels and permuted", "",
              f"Minutes per epoch of full MNIST ({FULL_EPOCH_STEPS} batches of 64) on this CPU, one thread, "
@@ -276,7 +294,7 @@ def main() -> None:
     parser.add_argument("--fashion-dir", default="data", help="Fashion-MNIST's files (default: ./data)")
     parser.add_argument("--kmnist-dir", default="data", help="KMNIST's files (default: ./data)")
     parser.add_argument("--out", default=str(REPO / "runs" / "results"), help="folder of the runs")
-    parser.add_argument("--steps", default="lab,views,more,datasets,tuned", help="which (always in this order)")
+    parser.add_argument("--steps", default="lab,numpy,views,more,datasets,tuned", help="which (always in this order)")
     parser.add_argument("--write-only", action="store_true", help="only write docs/results.md from finished runs")
     args = parser.parse_args()
     started = time.time()

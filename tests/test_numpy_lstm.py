@@ -272,10 +272,11 @@ def test_fit_numpy_learns_a_small_subset(mnist):
     assert np.array_equal(clf.params["Wh1"], clf2.params["Wh1"])
 
 
-def test_numpy_training_reaches_97_percent_on_real_mnist(mnist, mnist_dir, tmp_path):
-    """The proof that the backward pass is right: `rnnlab train --model lstm --backend numpy` with the
-    sheet's settings (2 layers, 128 hidden, Adam lr 1e-3, batch 64), 2 epochs of the full training set,
-    ≥ 97% on the full test set (97.93% when written; about a minute on this 2-core machine).
+def test_numpy_training_learns_real_mnist(mnist, mnist_dir, tmp_path):
+    """The proof that the backward pass trains: `rnnlab train --model lstm --backend numpy` with the sheet's
+    settings (2 layers, 128 hidden, Adam lr 1e-3, batch 64), 2 epochs of 10,000 real digits, then the full
+    test set: 89.98% when written (chance is 10%), about 25 s here. Two epochs of all 60,000 digits give
+    97.93%; that run is a `make results` figure (docs/results.md).
     """
     import json
 
@@ -285,12 +286,12 @@ def test_numpy_training_reaches_97_percent_on_real_mnist(mnist, mnist_dir, tmp_p
 
     out = tmp_path / "numpy"
     started = time.perf_counter()
-    assert main(["train", "--model", "lstm", "--backend", "numpy", "--epochs", "2", "--data-dir", str(mnist_dir),
-                 "--out", str(out), "--quiet"]) == 0
+    assert main(["train", "--model", "lstm", "--backend", "numpy", "--epochs", "2", "--train-limit", "10000",
+                 "--data-dir", str(mnist_dir), "--out", str(out), "--quiet"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     print(f"numpy LSTM: test accuracy {metrics['test_accuracy']:.4f}, {time.perf_counter() - started:.1f} s")
-    assert metrics["test_accuracy"] >= 0.97
-    assert metrics["epochs"][1]["train_loss"] < metrics["epochs"][0]["train_loss"]
+    assert metrics["test_accuracy"] >= 0.85
+    assert metrics["epochs"][1]["train_loss"] < 0.5 * metrics["epochs"][0]["train_loss"]
     # The saved model is an nn.LSTM classifier holding the NumPy weights; NumPy and torch answer alike.
     model, config = load_model(out)
     assert (config.backend, config.hidden_size, config.num_layers, config.lr) == ("numpy", 128, 2, 1e-3)

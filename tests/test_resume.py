@@ -42,24 +42,12 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference_run(tmp_path_factory, mnist_dir):
-    """The uninterrupted run, and when (after config.json appears) it first checkpoints and finishes training."""
+def reference(tmp_path_factory, mnist_dir):
+    """The uninterrupted run's final weights and metrics."""
     run_dir = tmp_path_factory.mktemp("reference") / "run"
-    proc = rnnlab("train", *ARGS, "--data-dir", mnist_dir, "--out", run_dir)
-    wait_for(run_dir / "config.json", proc)
-    started = time.time()
-    wait_for(run_dir / "checkpoint.pt", proc)
-    first_checkpoint = time.time() - started
-    wait_for(run_dir / "model.pt", proc)
-    trained = time.time() - started
-    code, out, err = finish(proc)
+    code, _, err = finish(rnnlab("train", *ARGS, "--data-dir", mnist_dir, "--out", run_dir))
     assert code == 0, err
-    return final_state(run_dir), (first_checkpoint, trained)
-
-
-@pytest.fixture(scope="module")
-def reference(reference_run):
-    return reference_run[0]
+    return final_state(run_dir)
 
 
 def assert_same_run(run_dir: Path, reference) -> None:
@@ -71,17 +59,32 @@ def assert_same_run(run_dir: Path, reference) -> None:
     assert metrics == ref_metrics
 
 
-def test_sigkill_at_random_points_then_resume(tmp_path, mnist_dir, reference_run):
-    reference, (first_checkpoint, trained) = reference_run
+def checkpoint_writes(run_dir: Path, proc: subprocess.Popen, count: int) -> None:
+    """Wait until `count` checkpoints have been written (each write replaces the file: a new inode)."""
+    seen, last = 0, None
+    while seen < count and proc.poll() is None and not (run_dir / "model.pt").exists():
+        try:
+            stat = (run_dir / "checkpoint.pt").stat()
+            key = (stat.st_ino, stat.st_mtime_ns)
+        except FileNotFoundError:
+            key = None
+        if key is not None and key != last:
+            seen, last = seen + 1, key
+        time.sleep(0.002)
+
+
+def test_sigkill_at_random_points_then_resume(tmp_path, mnist_dir, reference):
+    """SIGKILL after a random number of checkpoints (the run writes about 40) plus a random fraction of a
+    step: in a step, in a checkpoint write, or between them. Kills are paced by the run's own progress, not
+    by the clock, so they land inside training on a quiet or a loaded machine alike."""
     rng = random.Random(1234)
     kills, resumed_from = 0, set()
-    for trial in range(6):
+    for trial in range(4):
         run_dir = tmp_path / f"run{trial}"
         proc = rnnlab("train", *ARGS, "--data-dir", mnist_dir, "--out", run_dir)
-        # Kill at a random moment between the reference's first checkpoint and the end of its training.
-        wait_for(run_dir / "config.json", proc)
-        time.sleep(rng.uniform(first_checkpoint, trained))
-        if proc.poll() is None:
+        checkpoint_writes(run_dir, proc, rng.randrange(1, 36))
+        time.sleep(rng.uniform(0, 0.01))
+        if proc.poll() is None and not (run_dir / "model.pt").exists():
             proc.send_signal(signal.SIGKILL)
             kills += 1
         proc.communicate(timeout=60)
@@ -90,7 +93,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path, mnist_dir, reference_run
         resumed_from.add(out.split("resuming at ")[1].splitlines()[0] if "resuming at" in out else "start")
         assert_same_run(run_dir, reference)
     print(f"{kills} kills; resumed: {sorted(resumed_from)}")
-    assert kills >= 5, "the runs finished before they could be killed; make the run longer"
+    assert kills >= 3, "the runs finished before they could be killed"
     assert len(resumed_from) >= 3, "the kills did not land at different points"
 
 
