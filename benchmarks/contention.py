@@ -4,16 +4,18 @@ The measured job is a 1-epoch RNN on 20,000 MNIST images (`rnnlab train`, its ow
 It runs alone, beside a busy loop (one core spinning), and beside a second training (an LSTM started
 with the same setting, as `--jobs 2` or a student's second notebook would), for each setting:
 
-- `default`: torch's own (one OpenMP thread per core; libgomp spins ~300,000 times waiting for work);
+- `torch`: torch's own (one OpenMP thread per core; libgomp spins ~300,000 times waiting for work),
+  rnnlab's default until this benchmark;
 - `1-thread`: OMP_NUM_THREADS=1;
-- `passive`: OMP_WAIT_POLICY=PASSIVE (waiting threads sleep at once);
-- `spin-N`: GOMP_SPINCOUNT=N (spin N times, then sleep), set before torch is imported;
-- `load-aware`: threads = cores minus the load already running (os.getloadavg at start), at least 1.
+- `passive`: OMP_WAIT_POLICY=PASSIVE (waiting threads sleep at once), one thread per core;
+- `spin-N`: GOMP_SPINCOUNT=N (spin N times, then sleep), set before torch is imported, one thread per core;
+- `rnnlab`: nothing set, rnnlab's default since: one thread per core left free by other work, measured
+  over 0.25 s when the run starts (`rnnlab.training.machine.free_cores_threads`).
 
 Competitors are started and stopped by this script; each measurement is repeated and interleaved
-(setting order rotates per repeat), and the table gives medians and the ratio to the quiet default.
+(setting order rotates per repeat), and the table gives medians and the ratio to torch's threads on a quiet machine.
 
-    python benchmarks/contention.py --data-dir ../shared/data/mnist [--repeats 3] [--settings default,1-thread,...]
+    python benchmarks/contention.py --data-dir ../shared/data/mnist [--repeats 3] [--settings torch,1-thread,...]
 """
 
 from __future__ import annotations
@@ -28,13 +30,14 @@ import tempfile
 import time
 from pathlib import Path
 
+CORES = str(os.cpu_count() or 1)
 SETTINGS = {
-    "default": {},
+    "torch": {"OMP_NUM_THREADS": CORES},
     "1-thread": {"OMP_NUM_THREADS": "1"},
-    "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
-    "spin-10k": {"GOMP_SPINCOUNT": "10000"},
-    "spin-100k": {"GOMP_SPINCOUNT": "100000"},
-    "load-aware": {"RNNLAB_THREADS": "load-aware"},
+    "passive": {"OMP_NUM_THREADS": CORES, "OMP_WAIT_POLICY": "PASSIVE"},
+    "spin-10k": {"OMP_NUM_THREADS": CORES, "GOMP_SPINCOUNT": "10000"},
+    "spin-100k": {"OMP_NUM_THREADS": CORES, "GOMP_SPINCOUNT": "100000"},
+    "rnnlab": {},
 }
 CONDITIONS = ("alone", "busy loop", "second training")
 BUSY = "import time\nend = time.time() + 3600\nwhile time.time() < end:\n    pass\n"
@@ -42,11 +45,7 @@ BUSY = "import time\nend = time.time() + 3600\nwhile time.time() < end:\n    pas
 
 def env_for(setting: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    values = dict(SETTINGS[setting])
-    if values.pop("RNNLAB_THREADS", None) == "load-aware":
-        cores = os.cpu_count() or 1
-        values["OMP_NUM_THREADS"] = str(max(1, cores - round(os.getloadavg()[0])))
-    return {**env, **values}
+    return {**env, **SETTINGS[setting]}
 
 
 def rnnlab(*argv: str, env: dict, out: Path) -> subprocess.Popen:
@@ -100,8 +99,8 @@ def main(argv: list[str] | None = None) -> None:
                     seconds = measure(setting, condition, args.data_dir, Path(folder))
                     times.setdefault((setting, condition), []).append(seconds)
                     print(f"  repeat {r + 1} {condition:<16} {setting:<11} {seconds:6.1f} s", flush=True)
-    quiet = statistics.median(times[("default", "alone")]) if ("default", "alone") in times else None
-    print(f"\nmedian train_seconds of the measured RNN epoch (ratio to the quiet default); load average during the "
+    quiet = statistics.median(times[("torch", "alone")]) if ("torch", "alone") in times else None
+    print(f"\nmedian train_seconds of the measured RNN epoch (ratio to torch's threads alone); load average during the "
           f"runs {min(loads):.1f}-{max(loads):.1f}\n")
     print("| setting | " + " | ".join(conditions) + " |\n| --- |" + " ---: |" * len(conditions))
     for setting in settings:

@@ -20,7 +20,7 @@ from conftest import finish
 from rnnlab.errors import RnnlabError
 from rnnlab.stats import (BOOTSTRAP_SEED, RESAMPLES, compare_models, describe, paired_difference,
                           probability_of_improvement, sentence)
-from rnnlab.training.jobs import available_cores
+from rnnlab.training.machine import available_cores
 
 TINY = ["--hidden-size", "8", "--train-limit", "300", "--test-limit", "200", "--epochs", "1", "--quiet"]
 THREADS = max(1, available_cores() // 2)  # what --jobs 2 gives each run

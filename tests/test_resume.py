@@ -17,9 +17,10 @@ import torch
 from conftest import finish
 
 # 3 epochs × 64 steps with dropout between the two layers (so the RNG state matters), checkpoints
-# every 5 steps and at every epoch end.
+# every 5 steps and at every epoch end. One thread, given: separate runs compared bit for bit must not
+# depend on the load at their start (the default thread count does).
 ARGS = ["--model", "lstm", "--hidden-size", "24", "--dropout", "0.2", "--train-limit", "4096",
-        "--test-limit", "500", "--epochs", "3", "--checkpoint-every", "5", "--quiet", "--seed", "7"]
+        "--test-limit", "500", "--epochs", "3", "--checkpoint-every", "5", "--quiet", "--seed", "7", "--threads", "1"]
 
 
 def rnnlab(*argv, env=None) -> subprocess.Popen:
@@ -181,7 +182,7 @@ def test_non_finite_loss_stops_with_epoch_step_and_checkpoint(tmp_path, mnist):
 
 def test_compare_interrupted_then_resumed_matches_uninterrupted(tmp_path, mnist_dir):
     args = ["compare", "--models", "rnn,gru", "--hidden-size", "16", "--train-limit", "1024", "--test-limit", "300",
-            "--epochs", "3", "--checkpoint-every", "4", "--quiet", "--no-report", "--data-dir", mnist_dir]
+            "--epochs", "3", "--checkpoint-every", "4", "--threads", "1", "--quiet", "--no-report", "--data-dir", mnist_dir]
     assert finish(rnnlab(*args, "--out", tmp_path / "ref"))[0] == 0
     proc = rnnlab(*args, "--out", tmp_path / "cut")
     while not (tmp_path / "cut" / "gru" / "checkpoint.pt").exists() and proc.poll() is None:

@@ -90,7 +90,7 @@ def rnnlab(*argv) -> subprocess.Popen:
 def test_a_resumed_run_with_schedule_clipping_and_decay_ends_as_an_uninterrupted_one(tmp_path, mnist_dir):
     args = ["train", "--model", "lstm", "--hidden-size", "12", "--dropout", "0.1", "--train-limit", "1280",
             "--test-limit", "200", "--epochs", "2", "--lr-schedule", "onecycle", "--lr", "0.01", "--clip-grad", "0.5",
-            "--weight-decay", "0.01", "--checkpoint-every", "3", "--quiet", "--data-dir", mnist_dir]
+            "--weight-decay", "0.01", "--checkpoint-every", "3", "--threads", "1", "--quiet", "--data-dir", mnist_dir]
     assert finish(rnnlab(*args, "--out", tmp_path / "whole"))[0] == 0
     proc = rnnlab(*args, "--out", tmp_path / "cut")
     while not (tmp_path / "cut" / "checkpoint.pt").exists() and proc.poll() is None:

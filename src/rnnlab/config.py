@@ -60,8 +60,9 @@ class Config:
     weight_decay: float = setting(0.0, "decoupled weight decay (AdamW); 0 keeps the sheet's Adam")
     val_split: float = setting(0.0, "hold out this fraction of the training set (its last images) and measure "
                                     "accuracy on it after every epoch, to choose settings without the test set")
-    threads: int | None = setting(None, "torch threads of the run (default: torch's own; with compare --jobs N, "
-                                        "cores / N); a seeded result depends on it")
+    threads: int | None = setting(None, "torch threads of the run (default on a CPU: one per core that other work "
+                                        "leaves free at the start, as measured then, or OMP_NUM_THREADS when set; with "
+                                        "compare --jobs N, cores / N); recorded, as a seeded result depends on it")
     tensorboard: str | None = setting(None, "also write TensorBoard event files, into DIR/<run folder name>, or "
                                             "into the run folder itself when no DIR is given", const="")
 

@@ -26,7 +26,8 @@ from rnnlab.runs import (COMPARISON, CONFIG, METRICS, MODEL, SUMMARY, check_metr
 from rnnlab.stats import compare_models
 from rnnlab.training.distributed import barrier, init_distributed, launched_by_torchrun, resolve_device
 from rnnlab.training.fit import StopSignals, TrainingInterrupted
-from rnnlab.training.jobs import available_cores, run_jobs
+from rnnlab.training.jobs import run_jobs
+from rnnlab.training.machine import available_cores
 
 # Settings that change how a run is carried out or logged, not what it computes: runs that differ only in
 # these are merged. (The thread count can move a seeded result by float rounding, like the machine.)

@@ -7,6 +7,7 @@ notebook and the tests call these two functions; the run folder's format is `rnn
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 import uuid
 from pathlib import Path
@@ -30,7 +31,7 @@ from rnnlab.training.evaluate import evaluate
 from rnnlab.training.fit import Checkpointing, StopSignals, fit, resume_fit
 from rnnlab.training.flops import matmul_peak_gflops, train_flops_per_sample
 from rnnlab.training.logs import ExperimentLog, tensorboard_dir
-from rnnlab.training.machine import check_memory, environment, native_bf16
+from rnnlab.training.machine import check_memory, environment, free_cores_threads, native_bf16
 from rnnlab.training.optim import make_optimizer, make_scheduler
 
 
@@ -55,6 +56,8 @@ def train(config: Config | None, run_dir: Path | None = None, *, resume: bool = 
         if config.backend == "numpy" and launched_by_torchrun():
             raise RnnlabError("--backend numpy trains in one process; run it without torchrun")
         device = resolve_device(config.device)  # the run's own device, also when resuming
+        if not resume and config.threads is None and device.type == "cpu" and not launched_by_torchrun():
+            config = dataclasses.replace(config, threads=free_cores_threads())  # recorded: results depend on it
         if config.threads:
             torch.set_num_threads(config.threads)
         check_memory(config)

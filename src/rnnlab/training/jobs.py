@@ -25,14 +25,6 @@ from rnnlab.errors import RnnlabError
 from rnnlab.training.fit import StopSignals, TrainingInterrupted
 
 
-def available_cores() -> int:
-    """The cores this process may run on (its affinity), which `--jobs` divides among the workers."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def _watch_parent(parent: int) -> None:
     """Stop this worker (SIGTERM to itself: checkpoint, then exit) when its parent process is gone."""
     while os.getppid() == parent:

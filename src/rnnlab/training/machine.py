@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import time
 
 import torch
 
@@ -70,6 +71,49 @@ def check_memory(config, what: str = "training this model") -> None:
         raise RnnlabError(f"{what} needs about {need / 2**30:,.1f} GiB (--hidden-size {config.hidden_size}, "
                           f"--num-layers {config.num_layers}, --batch-size {config.batch_size}), more than the "
                           f"{free / 2**30:,.1f} GiB this machine has free; choose a smaller size")
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity): what `--jobs` divides and free-core threads count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def busy_cores(seconds: float = 0.25) -> float | None:
+    """How many cores other work kept busy over the next `seconds` (Linux's /proc/stat), None elsewhere."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            ticks = [int(value) for value in stat.readline().split()[1:]]
+        return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # (busy, all): idle and iowait are not busy
+
+    try:
+        busy0, total0 = sample()
+        time.sleep(seconds)
+        busy1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (os.cpu_count() or 1) * (busy1 - busy0) / max(1, total1 - total0)
+
+
+def free_cores_threads() -> int | None:
+    """Torch threads for a new CPU run when none were asked for: one per core that other work leaves free.
+
+    Torch's default, one OpenMP thread per core, is the fastest on an idle machine, but its threads spin
+    waiting for each other: beside a busy loop or a second training every parallel region waits for a
+    thread that shares its core, and the run takes 4-5x its quiet time. With one thread per free core
+    (at least one), measured over 0.25 s at start, the quiet speed is kept and the run beside a second
+    training stays under 2x (docs/benchmarks.md, "Sharing the cores"). None (torch's own choice) when
+    OMP_NUM_THREADS is set or the load cannot be read. The caller records the choice: a seeded result
+    depends on the thread count, so a resumed run keeps it.
+    """
+    if "OMP_NUM_THREADS" in os.environ:
+        return None
+    busy = busy_cores()
+    if busy is None:
+        return None
+    return max(1, available_cores() - round(busy))
 
 
 def environment() -> dict:
