@@ -30,8 +30,30 @@ def setting(default, help: str, choices: tuple[str, ...] | None = None, const=No
     return field(default=default, metadata={"help": help, "choices": choices, "const": const})
 
 
+class SavedSettings:
+    """Settings written to a run folder as JSON and read back, checked like the command line's."""
+
+    WRITTEN_BY = "this rnnlab"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "the config"):
+        """The settings from saved values (config.json, a checkpoint); `source` names the file in errors."""
+        if not isinstance(values, dict):
+            raise RnnlabError(f"{source}: the settings are a {type(values).__name__}, not an object")
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise RnnlabError(f"{source}: unknown settings {unknown}: it was not written by {cls.WRITTEN_BY}")
+        try:
+            return cls(**values)
+        except RnnlabError as exc:
+            raise RnnlabError(f"{source}: {exc}") from None
+
+
 @dataclass
-class Config:
+class Config(SavedSettings):
     model: str = setting("lstm", "which network", MODELS)
     dataset: str = setting("mnist", "which 28x28 dataset", DATASETS)
     data_dir: str = setting("data", "folder with the four IDX files (.gz or raw), or where torchvision downloads "
@@ -112,22 +134,6 @@ class Config:
             raise RnnlabError("--checkpoint-every: the numpy backend writes no checkpoints (its runs cannot be "
                               "resumed); leave it out, or train with --backend torch")
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict, source: str = "the config") -> "Config":
-        """A Config from saved values (config.json, a checkpoint); `source` names the file in errors."""
-        if not isinstance(values, dict):
-            raise RnnlabError(f"{source}: the settings are a {type(values).__name__}, not an object")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise RnnlabError(f"{source}: unknown settings {unknown}: it was not written by this rnnlab")
-        try:
-            return cls(**values)
-        except RnnlabError as exc:
-            raise RnnlabError(f"{source}: {exc}") from None
 
 
 def flag(name: str) -> str:

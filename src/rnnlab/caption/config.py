@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from rnnlab.config import MAX_SEED, flag, setting
+from rnnlab.config import MAX_SEED, SavedSettings, flag, setting
 from rnnlab.errors import RnnlabError
 
 DATA = ("digits", "coco")
@@ -20,7 +20,9 @@ TYPES = {"str": str, "int": int, "float": float, "int | None": int, "str | None"
 
 
 @dataclass
-class CaptionConfig:
+class CaptionConfig(SavedSettings):
+    WRITTEN_BY = "rnnlab caption"
+
     data: str = setting("digits", "digits: 1-4 MNIST digits side by side, captioned with their names (made "
                                   "offline); coco: CS231n's COCO captioning files in --data-dir", DATA)
     data_dir: str = setting("data", "digits: the folder with MNIST's IDX files (as for rnnlab train); coco: the "
@@ -91,18 +93,3 @@ class CaptionConfig:
         if self.backend == "numpy" and self.decoder not in ("lstm", "rnn"):
             raise RnnlabError("--backend numpy writes with CS231n's CaptioningRNN: --decoder lstm or rnn")
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict, source: str = "the config") -> "CaptionConfig":
-        """A CaptionConfig from saved values; `source` names the file in errors."""
-        if not isinstance(values, dict):
-            raise RnnlabError(f"{source}: the settings are a {type(values).__name__}, not an object")
-        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise RnnlabError(f"{source}: unknown settings {unknown}: it was not written by rnnlab caption")
-        try:
-            return cls(**values)
-        except RnnlabError as exc:
-            raise RnnlabError(f"{source}: {exc}") from None
