@@ -34,7 +34,8 @@ from rnnlab.training.machine import available_cores
 EXECUTION = ("data_dir", "device", "eval_batch_size", "checkpoint_every", "log_every", "threads", "tensorboard")
 PER_MODEL = ("model", "num_layers", "dropout")  # differ between the models of one comparison by design
 # docs/benchmarks.md, "compare --jobs": on a 2-core CPU two runs side by side with one thread each finish
-# sooner than the same runs one after the other with two threads each.
+# sooner than the same runs one after the other with two threads each: by 5-11% on a quiet machine for
+# whole epochs, by 28-42% under load (short runs, where each process's start-up counts, lose 9-13%).
 PREFER_PROCESSES = True
 
 
