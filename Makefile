@@ -41,7 +41,7 @@ benchmark: install
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache
 
-# docs/results.md: the lab over 5 seeds, more models, other datasets, a tuned LSTM, the 784-step views. CPU hours:
+# docs/results.md: the lab over 5 seeds, the NumPy LSTM, more models, other datasets, a tuned LSTM, the 784-step views. CPU hours:
 # one run at a time, resumable (stop it and run it again). FASHION_DIR/KMNIST_DIR: folders with those IDX files.
 .PHONY: results
 results: install
