@@ -15,6 +15,7 @@ import time
 import torch
 
 _MALLOC_TUNED = False
+TORCH_THREADS = torch.get_num_threads()  # torch's own choice, before any run sets it
 
 
 def keep_freed_memory() -> bool:
@@ -98,7 +99,8 @@ def busy_cores(seconds: float = 0.25) -> float | None:
 
 
 def free_cores_threads() -> int | None:
-    """Torch threads for a new CPU run when none were asked for: one per core that other work leaves free.
+    """Torch threads for a new CPU run when none were asked for: one per core that other work leaves free,
+    at most torch's own choice (so on an idle machine, exactly that).
 
     Torch's default, one OpenMP thread per core, is the fastest on an idle machine, but its threads spin
     waiting for each other: beside a busy loop or a second training every parallel region waits for a
@@ -113,7 +115,7 @@ def free_cores_threads() -> int | None:
     busy = busy_cores()
     if busy is None:
         return None
-    return max(1, available_cores() - round(busy))
+    return max(1, min(TORCH_THREADS, available_cores() - round(busy)))
 
 
 def environment() -> dict:
