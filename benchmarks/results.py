@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -137,13 +138,16 @@ def summary_of(folder: Path, expected_seeds: int) -> tuple[dict | None, str]:
 
 
 def table(summary: dict, anchor: dict | None = None) -> list[str]:
-    lines = ["| model | seeds | test accuracy, mean ± std | 95% CI of the mean | lowest – highest | train time per run "
-             "| parameters |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| model | seeds | test accuracy, mean ± std | 95% CI of the mean | lowest – highest | train time per run, "
+             "median (fastest) | parameters |", "|---|---:|---:|---:|---:|---:|---:|"]
     for name, row in summary.items():
         ci = f"{100 * row['ci95'][0]:.2f} – {100 * row['ci95'][1]:.2f}%" if row.get("ci95") else "–"
+        # The median and the fastest run, not the mean: one run slowed by a neighbour on the shared cores
+        # would otherwise set the figure.
+        minutes = [r["train_seconds"] / 60 for r in row["runs"]]
         lines.append(f"| {name} | {row['n']} | {mean_std(row['test_accuracy'], row.get('std'))} | {ci} | "
-                     f"{100 * row['min']:.2f} – {100 * row['max']:.2f}% | {row['train_seconds'] / 60:.1f} min | "
-                     f"{row['parameters']:,} |")
+                     f"{100 * row['min']:.2f} – {100 * row['max']:.2f}% | {statistics.median(minutes):.1f} min "
+                     f"({min(minutes):.1f}) | {row['parameters']:,} |")
     return lines
 
 
@@ -181,7 +185,8 @@ def section(lines: list, title: str, folder: Path, seeds: int, command: str, int
     lines += table(summary) + [""]
     if note:
         lines += [f"**{note}.** `make results` finishes them.", ""]
-    lines += [f"- {s}." for s in sentences(summary)] + [""]
+    if sentences(summary):
+        lines += [f"- {s}." for s in sentences(summary)] + [""]
     lines += [machine([Path(r["run_dir"]) for row in summary.values() for r in row["runs"]]), ""]
     return summary
 
@@ -224,8 +229,19 @@ def write_doc(args) -> Path:
                      f"{score}")
     lines.append("")
     if recipe:
-        section(lines, f"Tuned LSTM ({recipe}), 3 seeds on the whole training set", out / "tuned-mnist", 3,
-                f"rnnlab compare --models lstm --seeds 0-2 {' '.join(CANDIDATES[recipe])} --threads 1 --data-dir {d}")
+        tuned = section(lines, f"Tuned LSTM ({recipe}), 3 seeds on the whole training set", out / "tuned-mnist", 3,
+                        f"rnnlab compare --models lstm --seeds 0-2 {' '.join(CANDIDATES[recipe])} --threads 1 "
+                        f"--data-dir {d}",
+                        f"`{recipe}` had the best validation accuracy above; it is then trained on all 60,000 "
+                        "training images, seeds 0-2, and measured once on the test set.")
+        if tuned and "lstm" in tuned:
+            row = tuned["lstm"]
+            verdict = ("not shown yet" if row["n"] < 3 else "met" if row["test_accuracy"] >= 0.992 else "not met")
+            lines += [f"Goal (≥ 99.2% mean over 3 seeds): **{verdict}**, {mean_std(row['test_accuracy'], row.get('std'))}"
+                      f" over {row['n']} seed(s); the lab's 5-epoch LSTM above is "
+                      f"{mean_std(lab['lstm']['test_accuracy'], lab['lstm'].get('std')) if lab else 'not measured'}.",
+                      ""]
+        lines += ["The same recipe on Fashion-MNIST (goal 90.5%): not measured, for want of its data (above).", ""]
     else:
         lines += ["**Not measured yet**: the selection above has not finished, so the 3-seed row is not run. "
                   "On this shared 2-core CPU one 20-epoch LSTM run takes about 20 × the lab's LSTM epoch "
@@ -239,7 +255,7 @@ def write_doc(args) -> Path:
         lines += [f"Beside them the lab's own 5-epoch row-wise LSTM: {ours} over {lab['lstm']['n']} seed(s) (Keras' "
                   "5-epoch hierarchical RNN: 98.64%). The 784-step anchors are for the pixel and permuted views, "
                   "whose full recipes need a GPU (above).", ""]
-    path = REPO / "docs" / "results.md"
+    path = Path(args.doc)
     path.write_text("\n".join(lines))
     return path
 
@@ -295,6 +311,7 @@ def main() -> None:
     parser.add_argument("--kmnist-dir", default="data", help="KMNIST's files (default: ./data)")
     parser.add_argument("--out", default=str(REPO / "runs" / "results"), help="folder of the runs")
     parser.add_argument("--steps", default="lab,numpy,views,more,datasets,tuned", help="which (always in this order)")
+    parser.add_argument("--doc", default=str(REPO / "docs" / "results.md"), help="the page to write")
     parser.add_argument("--write-only", action="store_true", help="only write docs/results.md from finished runs")
     args = parser.parse_args()
     started = time.time()

@@ -5,6 +5,7 @@ what is missing. Small real data (a few hundred images, hidden size 8, one epoch
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 import torch
 from scipy import stats as scipy_stats
 
-from conftest import finish
+from conftest import REPO, finish
 from rnnlab.errors import RnnlabError
 from rnnlab.stats import (BOOTSTRAP_SEED, RESAMPLES, compare_models, describe, paired_difference,
                           probability_of_improvement, sentence)
@@ -235,3 +236,32 @@ def test_the_report_shows_every_seed_and_what_the_difference_means(seeds_0_2, tm
     single = Page("one seed")
     add_seed_section(single, {"rnn": {**summary["rnn"], "n": 1}}, tmp_path)
     assert single.parts == []  # one seed: nothing to say about seeds
+
+
+def test_results_page_is_written_from_the_runs(seeds_0_2, tmp_path, mnist_dir):
+    """benchmarks/results.py (`make results`) writes docs/results.md from finished runs: its lab table holds
+    the comparison's own statistics, unfinished and unmeasured rows say so, and nothing is run with
+    --write-only. Here the lab folder is the 3-seed comparison above, where the page asks for 5."""
+    import statistics
+
+    out = tmp_path / "runs"
+    shutil.copytree(seeds_0_2[0], out / "mnist-lab")
+    page = tmp_path / "results.md"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "results.py"), "--write-only", "--data-dir",
+                           str(mnist_dir), "--out", str(out), "--doc", str(page), "--fashion-dir", str(tmp_path),
+                           "--kmnist-dir", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    text = page.read_text()
+    lab = text.split("## The lab on MNIST")[1].split("\n## ")[0]
+    summary = json.loads((out / "mnist-lab" / "summary.json").read_text())
+    for name, row in summary.items():
+        low, high = (f"{100 * x:.2f}" for x in row["ci95"])
+        minutes = statistics.median(r["train_seconds"] for r in row["runs"]) / 60
+        assert (f"| {name} | 3 | {100 * row['test_accuracy']:.2f} ± {100 * row['std']:.2f}% | {low} – {high}% | "
+                f"{100 * row['min']:.2f} – {100 * row['max']:.2f}% | {minutes:.1f} min") in lab
+    assert "partial: rnn: 3 of 5 seeds; lstm: 3 of 5 seeds" in lab
+    assert summary["rnn"]["versus"]["lstm"]["sentence"] in lab or summary["lstm"]["versus"]["rnn"]["sentence"] in lab
+    assert "**Not measured: no Fashion-MNIST data offline here**" in text
+    assert text.count("not measured yet") >= 2  # the tuned candidates
+    assert "The NumPy LSTM" in text and "**Not measured yet.**" in text
+    assert sorted(p.name for p in out.iterdir()) == ["mnist-lab"]  # --write-only ran nothing
