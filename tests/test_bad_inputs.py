@@ -129,7 +129,7 @@ def test_bad_checkpoints(tmp_path, capsys, trained):
     cases = {
         "mixed.pt": "do not fit a rnn model",
         "wider.pt": "hidden size 16",
-        "truncated.pt": "not a readable checkpoint",
+        "truncated.pt": "truncated or damaged",
         "notes.pt": "not a torch file",
         "other.pt": "not an rnnlab-model",
         "empty.pt": "empty",

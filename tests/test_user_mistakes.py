@@ -53,6 +53,16 @@ def finished(tmp_path_factory, mnist_dir):
     (["compare", "--models", "rnn,rnn"], "names a model twice"),
     (["train", "--backend", "numpy", "--checkpoint-every", "5"], "writes no checkpoints"),
     (["train", "--hidden-size", "10000000"], "GiB"),
+    # Found by a hostile tester (third session): each was a hang, a crash or a folder that blocked the next run.
+    (["compare", "--seeds", "0-99999999"], "more than 1,000 runs per model"),
+    (["compare", "--seeds", ",".join(map(str, range(1001)))], "more than 1,000 runs per model"),
+    (["train", "--threads", "100000"], "--threads 100000 is more than rnnlab runs (1024)"),
+    (["train", "--weight-decay", "1e308"], "would zero or flip every weight"),
+    (["train", "--weight-decay", "1000"], "give a weight decay below 1000"),
+    (["show", "--batch-size", "100000"], "show draws at most 1,024 images"),
+    (["show", "--dataset", "fashion-mnist"], "holds the official mnist files, not fashion-mnist's"),
+    (["train", "--dataset", "kmnist"], "holds the official mnist files, not kmnist's"),
+    (["evaluate", ""], "RUN_DIR_OR_CHECKPOINT is empty"),
 ])
 def test_refused_before_anything_is_written(argv, phrase, tmp_path, capsys, monkeypatch, mnist_dir):
     monkeypatch.chdir(tmp_path)  # defaults (runs/, batch.png) would land here
@@ -279,3 +289,73 @@ def test_fuzzed_checkpoint_and_model_dicts(finished, capsys, file, key, value, d
             outcome(["train", "--resume", run_dir, "--quiet"], capsys)
         else:
             outcome(["evaluate", run_dir], capsys)
+
+
+def test_predict_refuses_empty_names(capsys, finished, tmp_path):
+    code, _, err = run(capsys, "predict", "", "digit.png")
+    one_line(code, err, "RUN_DIR_OR_CHECKPOINT is empty")
+    code, _, err = run(capsys, "predict", finished, "")
+    one_line(code, err, "IMAGE is empty")
+
+
+def test_a_new_run_that_diverges_before_its_first_checkpoint_leaves_nothing(tmp_path, capsys, mnist_dir,
+                                                                          monkeypatch):
+    """Before, such a run left a folder with only config.json: `--out` then refused it ("already holds a run")
+    and `--resume` diverged again. Now nothing is kept, and the same command can be run again."""
+    import rnnlab.lab
+    from rnnlab.training.fit import check_finite
+
+    real_fit = rnnlab.lab.fit
+
+    def diverging_fit(*args, **kwargs):
+        check_finite(first_bad=1, epoch=0, last_checkpoint=None)  # what fit raises on a NaN loss at step 2
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(rnnlab.lab, "fit", diverging_fit)
+    code, _, err = run(capsys, "train", *TINY, "--tensorboard", "--data-dir", mnist_dir, "--out", out)
+    one_line(code, err, f"lower --lr (or --weight-decay), or check the data; nothing was kept in {out}")
+    assert not out.exists()
+    monkeypatch.setattr(rnnlab.lab, "fit", real_fit)
+    code, _, err = run(capsys, "train", *TINY, "--data-dir", mnist_dir, "--out", out)
+    assert code == 0, err
+
+
+def test_a_run_that_diverges_after_a_checkpoint_keeps_it(tmp_path, capsys, mnist_dir, monkeypatch):
+    import rnnlab.lab
+    from rnnlab.training.fit import check_finite
+
+    real_fit = rnnlab.lab.fit
+
+    def diverging_in_epoch_2(*args, **kwargs):
+        kwargs["epochs"] = 1
+        real_fit(*args, **kwargs)  # writes the end-of-epoch checkpoint
+        check_finite(first_bad=0, epoch=1, last_checkpoint=str(kwargs["checkpoints"].path))
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(rnnlab.lab, "fit", diverging_in_epoch_2)
+    code, _, err = run(capsys, "train", *TINY, "--epochs", "2", "--data-dir", mnist_dir, "--out", out)
+    one_line(code, err, "last good checkpoint")
+    assert (out / "config.json").is_file() and (out / "checkpoint.pt").is_file()
+
+
+def test_corrupt_data_says_what_to_do(tmp_path, capsys, mnist_dir):
+    data = tmp_path / "data"
+    data.mkdir()
+    for path in Path(mnist_dir).glob("*-ubyte.gz"):
+        (data / path.name).write_bytes(path.read_bytes())
+    labels = data / "train-labels-idx1-ubyte.gz"
+    labels.write_bytes(labels.read_bytes()[:5000])
+    code, _, err = run(capsys, "show", "--data-dir", data, "--out", tmp_path / "b.png")
+    one_line(code, err, "corrupt or truncated gzip data")
+    assert "replace it with the official file, or give --data-dir an empty folder" in err
+    assert not (tmp_path / "b.png").exists()
+
+
+def test_the_official_label_checksums_are_torchvisions():
+    """rnnlab keeps a copy (importing torchvision.datasets takes seconds); it must agree with torchvision's."""
+    from torchvision import datasets
+
+    from rnnlab.data.download import TEST_LABELS_MD5, TORCHVISION_CLASS
+
+    for name, cls in TORCHVISION_CLASS.items():
+        assert ("t10k-labels-idx1-ubyte.gz", TEST_LABELS_MD5[name]) in getattr(datasets, cls).resources

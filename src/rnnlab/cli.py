@@ -194,7 +194,7 @@ def run_evaluate(args) -> int:
     from rnnlab.data import CLASS_NAMES
     from rnnlab.runs import evaluate_saved
 
-    config, evaluation = evaluate_saved(args.path, args.data_dir, log=log)
+    config, evaluation = evaluate_saved(nonempty_path(args.path, "RUN_DIR_OR_CHECKPOINT"), args.data_dir, log=log)
     log(f"Test Accuracy: {100 * evaluation.accuracy:.2f}%  ({config.model} on {config.dataset}, "
         f"{int(evaluation.confusion.sum())} images)")
     for name, accuracy in zip(CLASS_NAMES[config.dataset], evaluation.per_class_accuracy):
@@ -228,7 +228,8 @@ def run_predict(args) -> int:
     use_file_backend()
     from rnnlab.report.predict import predict_command
 
-    return predict_command(args.checkpoint, args.images, explain=args.explain, log=log)
+    return predict_command(nonempty_path(args.checkpoint, "RUN_DIR_OR_CHECKPOINT"),
+                           [nonempty_path(image, "IMAGE") for image in args.images], explain=args.explain, log=log)
 
 
 def run_serve(args) -> int:

@@ -9,6 +9,7 @@ help text is the field's `help` metadata), `validate` is the only validation, an
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 
 from rnnlab.errors import RnnlabError
@@ -22,6 +23,8 @@ BACKENDS = ("torch", "numpy")
 SCHEDULES = ("none", "cosine", "onecycle")
 MAX_SEED = 2**32 - 1  # NumPy's and torch's seeds are unsigned 32-bit (torch takes more, NumPy does not)
 MAX_LR = 1000.0  # Adam's step must stay a finite float32
+# Far above any machine's cores; each thread reserves a stack, so 100,000 of them exhaust the address space.
+MAX_THREADS = 1024
 
 
 def setting(default, help: str, choices: tuple[str, ...] | None = None, const=None):
@@ -119,6 +122,13 @@ class Config(SavedSettings):
         if not (self.clip_grad >= 0 and self.weight_decay >= 0):
             raise RnnlabError(f"--clip-grad and --weight-decay must be 0 or more, got {self.clip_grad!r} and "
                               f"{self.weight_decay!r}")
+        if self.weight_decay * self.lr >= 1:  # AdamW multiplies every weight by 1 - lr × weight decay each step
+            raise RnnlabError(f"--weight-decay {self.weight_decay:g} with --lr {self.lr:g} would zero or flip every "
+                              f"weight at each step (lr × weight decay must be below 1); give a weight decay below "
+                              f"{1 / self.lr:g}, such as 1e-4")
+        if self.threads is not None and self.threads > MAX_THREADS:
+            raise RnnlabError(f"--threads {self.threads} is more than rnnlab runs ({MAX_THREADS}); this machine has "
+                              f"{os.cpu_count()} cores: give at most that many")
         if not 0.0 <= self.val_split <= 0.5:
             raise RnnlabError(f"--val-split is the held-out fraction of the training set, from 0 to 0.5; "
                               f"got {self.val_split!r}")

@@ -39,6 +39,9 @@ PER_MODEL = ("model", "num_layers", "dropout")  # differ between the models of o
 PREFER_PROCESSES = True
 
 
+MAX_SEEDS = 1000  # runs per model in one comparison; a typo like 0-99999999 must not expand into memory
+
+
 def parse_seeds(text: str) -> list[int]:
     """`0-4` → [0, 1, 2, 3, 4]; `0,3,7` → [0, 3, 7]; ranges and lists mix (`0-2,9`)."""
     seeds: list[int] = []
@@ -46,7 +49,10 @@ def parse_seeds(text: str) -> list[int]:
         match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
         if not match or (match[2] is not None and int(match[2]) < int(match[1])):
             raise RnnlabError(f"--seeds {text!r}: give seeds like 0-4 or 0,3,7 (whole numbers, ranges low-high)")
-        seeds += range(int(match[1]), int(match[2] or match[1]) + 1)
+        low, high = int(match[1]), int(match[2] or match[1])
+        if len(seeds) + high - low + 1 > MAX_SEEDS:
+            raise RnnlabError(f"--seeds {text!r} asks for more than {MAX_SEEDS:,} runs per model; give fewer seeds")
+        seeds += range(low, high + 1)
     if len(set(seeds)) != len(seeds):
         raise RnnlabError(f"--seeds {text!r} names a seed twice")
     return seeds

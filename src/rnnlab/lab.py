@@ -23,7 +23,7 @@ from rnnlab.errors import CheckpointError, RnnlabError
 from rnnlab.models import count_parameters, new_model
 from rnnlab.experiments import run_comparison
 from rnnlab.runs import (CHECKPOINT, CONFIG, METRICS, MODEL, RunResult, check_run_dir, create_run_dir, default_run_dir,
-                         load_run, open_for_resume, weights_checksum, write_json)
+                         discarded_if_diverged, load_run, open_for_resume, weights_checksum, write_json)
 from rnnlab.training.checkpoint import CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_save, remove_stale_temporaries
 from rnnlab.training.distributed import (all_gather_objects, barrier, broadcast_object, init_distributed,
                                          launched_by_torchrun, resolve_device, seed_everything)
@@ -85,7 +85,8 @@ def train(config: Config | None, run_dir: Path | None = None, *, resume: bool = 
             from rnnlab.training.numpy_fit import as_torch_model, fit_numpy
 
             seed_everything(config.seed)
-            classifier, epochs = fit_numpy(config, dataset, log=log, stop=stop)
+            with discarded_if_diverged(run_dir, not resume, ctx.is_main):
+                classifier, epochs = fit_numpy(config, dataset, log=log, stop=stop)
             model = as_torch_model(config, classifier)
             return _finish(config, run_dir, run_id, model, epochs, dataset, torch.device("cpu"), log, ctx)
 
@@ -122,11 +123,12 @@ def train(config: Config | None, run_dir: Path | None = None, *, resume: bool = 
             if logs is not None:
                 logs.epoch(record)
 
-        progress = fit(train_model, optimizer, batches, epochs=config.epochs, progress=progress,
-                       precision=config.precision, log_every=config.log_every, checkpoints=checkpoints,
-                       flops_per_sample=flops, peak_gflops=peak, stop=stop, ctx=ctx, log=log, quiet=quiet,
-                       scheduler=scheduler, clip_grad=config.clip_grad, on_log=logs.step if logs else None,
-                       after_epoch=after_epoch)
+        with discarded_if_diverged(run_dir, not resume, ctx.is_main):
+            progress = fit(train_model, optimizer, batches, epochs=config.epochs, progress=progress,
+                           precision=config.precision, log_every=config.log_every, checkpoints=checkpoints,
+                           flops_per_sample=flops, peak_gflops=peak, stop=stop, ctx=ctx, log=log, quiet=quiet,
+                           scheduler=scheduler, clip_grad=config.clip_grad, on_log=logs.step if logs else None,
+                           after_epoch=after_epoch)
         return _finish(config, run_dir, run_id, model, progress.epochs, dataset, device, log, ctx, logs)
 
 

@@ -8,6 +8,7 @@ and one run folder per model. Everything here is read back with the file's name 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -24,6 +25,8 @@ from rnnlab.errors import CheckpointError, RnnlabError
 from rnnlab.models import new_model
 from rnnlab.training.checkpoint import CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_write_bytes, safe_load
 from rnnlab.training.evaluate import Evaluation, evaluate
+from rnnlab.training.fit import TrainingDiverged
+from rnnlab.training.logs import METRICS_CSV
 from rnnlab.training.machine import check_memory
 
 CONFIG, CHECKPOINT, METRICS, MODEL = "config.json", "checkpoint.pt", "metrics.json", "model.pt"
@@ -60,6 +63,23 @@ def create_run_dir(run_dir: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise RnnlabError(f"cannot write the run folder {run_dir}: {exc.strerror or exc}; choose another --out") from None
+
+
+@contextlib.contextmanager
+def discarded_if_diverged(run_dir: Path, fresh: bool, is_main: bool):
+    """A new run whose loss stops being finite before its first checkpoint cannot be resumed: remove what it
+    wrote (and its folder, if empty), so the same --out can be used again. A run with a checkpoint keeps it."""
+    try:
+        yield
+    except TrainingDiverged as exc:
+        if not (fresh and is_main and run_dir.is_dir() and not (run_dir / CHECKPOINT).exists()):
+            raise
+        for path in run_dir.iterdir():
+            if path.name in (CONFIG, METRICS_CSV) or path.name.startswith("events.out.tfevents"):
+                path.unlink(missing_ok=True)
+        if not any(run_dir.iterdir()):
+            run_dir.rmdir()
+        raise TrainingDiverged(f"{exc}; nothing was kept in {run_dir}") from None
 
 
 def write_json(path: Path, values: dict) -> None:

@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from rnnlab.data.download import TORCHVISION_CLASS, MirrorsUnreachable, torchvision_download
+from rnnlab.data.download import TORCHVISION_CLASS, MirrorsUnreachable, official_dataset, torchvision_download
 from rnnlab.data.idx import load_idx_pair
 from rnnlab.errors import DataError
 
@@ -117,7 +117,11 @@ def _refuse_incomplete_folder(data_dir: Path, dataset: str) -> None:
 def read_idx_folder(folder: Path, name: str) -> Dataset:
     splits = {}
     for split, (images_stem, labels_stem) in FILES.items():
-        images, labels = load_idx_pair(_entry(folder, images_stem), _entry(folder, labels_stem))
+        try:
+            images, labels = load_idx_pair(_entry(folder, images_stem), _entry(folder, labels_stem))
+        except DataError as exc:
+            raise DataError(f"{exc}; replace it with the official file, or give --data-dir an empty folder for "
+                            "torchvision to download into") from None
         splits[split] = Split(images, labels)
     return Dataset(name, f"{name} from {folder}", splits["train"], splits["test"])
 
@@ -185,6 +189,10 @@ def load_splits(
         folder = find_idx_folder(data_dir, dataset)
         if folder is None:
             raise DataError(f"torchvision's download left no IDX files in {data_dir}")
+    other = official_dataset(_entry(folder, FILES["test"][1]))
+    if other not in (None, dataset):  # the four files have the same names in every dataset
+        raise DataError(f"{folder} holds the official {other} files, not {dataset}'s: give --data-dir a folder with "
+                        f"{dataset}'s files, or --dataset {other}")
     return read_idx_folder(folder, dataset)
 
 

@@ -88,8 +88,14 @@ def save_grid(images, titles: list[str], path: Path, title: str, *, cols: int = 
     return save_figure(fig, path)
 
 
+MAX_SHOWN = 1024  # a 32 × 32 grid; a larger batch is unreadable, and 100,000 images fill the memory
+
+
 def save_sample_batch(dataset: Dataset, path: Path, *, batch_size: int = 64, seed: int = 0) -> Path:
     """The sheet's "one batch of training images": the first shuffled batch of epoch 1, with labels."""
+    if batch_size > MAX_SHOWN:
+        raise RnnlabError(f"show draws at most {MAX_SHOWN:,} images (a 32×32 grid), not --batch-size {batch_size:,}; "
+                          "give a smaller --batch-size")
     order = epoch_permutation(len(dataset.train.labels), seed, 0)[:batch_size]
     images, labels = dataset.train.images[order], dataset.train.labels[order]
     return save_grid(images.numpy(), [dataset.class_names[int(label)] for label in labels], path,

@@ -121,8 +121,10 @@ def safe_load(path: str | Path, expected_format: str | tuple[str, ...]) -> dict:
             f"{path}: refused: it needs arbitrary pickle code to load, which rnnlab never runs ({first[:160]})"
         ) from None
     except Exception as exc:  # an untrusted file can fail to parse in many ways; none of them is a bug here
-        detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or not a torch file): {detail}") from None
+        text = str(exc).strip()
+        detail = text.splitlines()[0].split(". ")[0].rstrip(".")[:160] if text else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable {what} file, truncated or damaged ({detail}); use an intact "
+                              "copy, or train the run again") from None
     if not isinstance(obj, dict) or obj.get("format") not in expected:
         kind = obj.get("format") if isinstance(obj, dict) and "format" in obj else type(obj).__name__
         raise CheckpointError(f"{path}: this is a {kind!r} file, not an {what} file")

@@ -168,7 +168,7 @@ def check_finite(first_bad: int, epoch: int, last_checkpoint: str | None) -> Non
     if first_bad >= 0:
         where = f"last good checkpoint: {last_checkpoint}" if last_checkpoint else "no checkpoint yet"
         raise TrainingDiverged(f"the loss stopped being finite (nan or inf) at epoch {epoch + 1}, step "
-                               f"{first_bad + 1}: training stopped ({where}); lower --lr or check the data")
+                               f"{first_bad + 1}: training stopped ({where}); lower --lr (or --weight-decay), or check the data")
 
 
 def epoch_record(epoch: int, mean_loss: float, accuracy: float, seconds: float, images: int,
