@@ -265,3 +265,19 @@ def test_results_page_is_written_from_the_runs(seeds_0_2, tmp_path, mnist_dir):
     assert text.count("not measured yet") >= 2  # the tuned candidates
     assert "The NumPy LSTM" in text and "**Not measured yet.**" in text
     assert sorted(p.name for p in out.iterdir()) == ["mnist-lab"]  # --write-only ran nothing
+
+
+def test_summarize_refuses_a_setting_that_does_not_vary_and_leaves_nothing_when_the_report_fails(
+        seeds_0_2, tmp_path, capsys):
+    """Found by a hostile tester: `--varies hidden_size` over runs that all have hidden size 8 was accepted,
+    and a report that could not be written (here: --data-dir is a file) left summary.json behind."""
+    from conftest import run
+
+    code, _, err = run(capsys, "summarize", seeds_0_2[0], "--varies", "hidden_size", "--no-report",
+                       "--out", tmp_path / "a")
+    assert code == 2 and err.count("\n") == 1 and "every run has hidden_size 8" in err, err
+    a_file = tmp_path / "afile"
+    a_file.write_text("")
+    code, _, err = run(capsys, "summarize", seeds_0_2[0], "--data-dir", a_file, "--out", tmp_path / "b")
+    assert code == 2 and err.count("\n") == 1 and "is a file" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]

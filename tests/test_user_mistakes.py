@@ -359,3 +359,30 @@ def test_the_official_label_checksums_are_torchvisions():
 
     for name, cls in TORCHVISION_CLASS.items():
         assert ("t10k-labels-idx1-ubyte.gz", TEST_LABELS_MD5[name]) in getattr(datasets, cls).resources
+
+
+def test_second_hostile_round_exercise_and_caption(tmp_path, capsys, finished, mnist_dir):
+    """Found by a hostile tester of exercise, caption and summarize (third session)."""
+    a_file = tmp_path / "afile"
+    a_file.write_text("")
+    for argv, phrase in [
+        (["exercise", "new", a_file / "sub"], f"cannot create {a_file / 'sub'}"),
+        (["exercise", "new", ""], "DIR is empty"),
+        (["exercise", "check", ""], "FILE is empty"),
+        (["exercise", "check", finished / "model.pt"], "is not a Python file"),
+        (["exercise", "check", a_file], "is not a Python file"),
+        (["caption", "report", finished, "--out", a_file], f"--out {a_file} is a file"),
+    ]:
+        code, _, err = run(capsys, *argv)
+        one_line(code, err, phrase)
+    student = tmp_path / "ex"
+    assert run(capsys, "exercise", "new", student)[0] == 0
+    code, _, err = run(capsys, "exercise", "check", student / "my_lstm.py", "--json", "")
+    one_line(code, err, "--json ''")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "ex"]
+    # --features-from a classifier run is refused before the caption run's folder is made.
+    out = tmp_path / "cap"
+    code, _, err = run(capsys, "caption", "train", "--dry-run", "--threads", "1", "--backend", "numpy",
+                       "--features-from", finished, "--data-dir", mnist_dir, "--out", out)
+    one_line(code, err, "not an rnnlab-caption-model file")
+    assert not out.exists()

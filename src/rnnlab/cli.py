@@ -184,9 +184,15 @@ def run_summarize(args) -> int:
 
     folders = [nonempty_path(f, "FOLDER") for f in args.folders]
     summary, out = summarize(folders, nonempty_path(args.out, "--out"), varies=args.varies, log=log)
-    log(f"summary: {out / 'summary.json'}")
     if not args.no_report:
-        write_summary_report(summary, out, args.data_dir)
+        try:
+            write_summary_report(summary, out, args.data_dir)
+        except RnnlabError:  # e.g. unreadable test data or model: leave no summary without its report
+            (out / "summary.json").unlink(missing_ok=True)
+            if not any(out.iterdir()):
+                out.rmdir()
+            raise
+    log(f"summary: {out / 'summary.json'}")
     return 0
 
 
@@ -257,8 +263,7 @@ def use_file_backend() -> None:
 
 
 COMMANDS = {"train": run_train, "compare": run_compare, "summarize": run_summarize, "evaluate": run_evaluate,
-            "show": run_show,
-            "report": run_report, "predict": run_predict, "serve": run_serve, "exercise": run_exercise,
+            "show": run_show, "report": run_report, "predict": run_predict, "serve": run_serve, "exercise": run_exercise,
             "caption": run_caption_command}
 
 

@@ -229,6 +229,9 @@ def summarize_runs(run_dirs: list[Path], varies: str | None = None) -> dict:
         metrics = check_metrics(read_json(run_dir / METRICS, "the run has not finished"), run_dir / METRICS)
         name = config.model if varies is None else f"{config.model} ({varies} {getattr(config, varies)})"
         records.append((name, config, metrics, run_dir))
+    if varies is not None and len({getattr(config, varies) for _, config, _, _ in records}) < 2:
+        raise RnnlabError(f"--varies {varies}: every run has {varies} {getattr(records[0][1], varies)!r}; leave "
+                          "--varies out, or add runs where it differs")
     reference = {}
     for name, config, _, run_dir in records:
         values = {k: v for k, v in config.to_dict().items() if k not in ignored}

@@ -73,6 +73,8 @@ def report_command(runs: list[str], out: str | None = None, data_dir: str | None
         raise RnnlabError(f"--beam-size must be 1 (greedy) or more, got {beam_size}")
     run_dirs = [Path(r) for r in runs]
     folder = Path(out) if out is not None else run_dirs[0].parent
+    if folder.exists() and not folder.is_dir():
+        raise RnnlabError(f"--out {folder} is a file; give a folder for the report")
     if not folder.is_dir():
         raise RnnlabError(f"--out {folder}: no such folder; create it first")
     results = score_runs(run_dirs, data_dir, beam_size, log)

@@ -118,13 +118,13 @@ def train_caption(config: CaptionConfig | None, run_dir: Path | None, *, resume:
         if not resume:
             check_run_dir(run_dir)
         task = task or load_task(config, log)
+        trainer = new_trainer(config, task, log)  # before the folder: --features-from may be refused
         if not resume:
             run_id = uuid.uuid4().hex
             create_run_dir(run_dir)
             write_json(run_dir / CONFIG, {"run_id": run_id, **config.to_dict(), "data_source": task.source})
         else:
             remove_stale_temporaries(run_dir)
-        trainer = new_trainer(config, task, log)
         progress = CaptionProgress()
         if checkpoint is not None:
             try:

@@ -44,7 +44,7 @@ def exercise_command(args, log: Callable[[str], None] = print) -> int:
         log(f"next: write the functions in {written[0]}, then run: rnnlab exercise check {written[0]}")
         return 0
     if args.action == "check":
-        json_path = Path(args.json) if args.json else None
+        json_path = Path(args.json) if args.json is not None else None
         if json_path is not None and (not str(args.json).strip() or json_path.is_dir()
                                       or not json_path.parent.is_dir()):
             raise RnnlabError(f"--json {args.json!r}: give a file name in an existing folder")

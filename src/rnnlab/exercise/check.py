@@ -365,9 +365,13 @@ def check_file(path: str | Path, *, data_dir: str | Path | None = None, train: b
     the same data and seed. A file that cannot be read is an RnnlabError; everything the student's
     code does wrong is in the report.
     """
+    if not str(path).strip():
+        raise RnnlabError("FILE is empty: give the student's .py file (rnnlab exercise new DIR writes one)")
     path = Path(path)
     if not path.is_file():
         raise RnnlabError(f"{path} is not a file: give the student's .py file (rnnlab exercise new DIR writes one)")
+    if path.suffix != ".py":
+        raise RnnlabError(f"{path} is not a Python file: give the student's .py file")
     try:
         source = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:

@@ -285,6 +285,8 @@ def write_student_folder(folder: str | Path, part: str = "all") -> list[Path]:
 
     Refuses, with an RnnlabError and nothing written, when either file is already there.
     """
+    if not str(folder).strip():
+        raise RnnlabError("DIR is empty: give a folder for the exercise")
     folder = Path(folder)
     parts = parts_of(part)
     if folder.exists() and not folder.is_dir():
@@ -296,7 +298,10 @@ def write_student_folder(folder: str | Path, part: str = "all") -> list[Path]:
     if existing:
         raise RnnlabError(f"{' and '.join(existing)} already exist{'s' if len(existing) == 1 else ''}: "
                           f"rnnlab exercise new never overwrites; choose another folder or move them away")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RnnlabError(f"cannot create {folder}: {exc.strerror or exc}; choose another folder") from None
     for path, text in files.items():
         with open(path, "x", encoding="utf-8") as handle:  # "x": never over a file made in between
             handle.write(text)
