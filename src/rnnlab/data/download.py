@@ -20,7 +20,7 @@ TORCHVISION_CLASS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist"
 
 
 # torchvision's MD5 of each dataset's official t10k-labels-idx1-ubyte.gz (`<Class>.resources`), copied here
-# because importing torchvision.datasets takes seconds; tests/test_data_sources.py checks they still agree.
+# because importing torchvision.datasets takes seconds; tests/test_user_mistakes.py checks they still agree.
 TEST_LABELS_MD5 = {"mnist": "ec29112dd5afa0611ce80d1b7f02629c", "fashion-mnist": "bb300cfdad3c16e7a12a480ee83cd310",
                    "kmnist": "7320c461ea6c1c855c0b718fb2a4b134"}
 
