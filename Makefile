@@ -9,23 +9,34 @@ OUT ?= runs/lab
 
 .PHONY: run test install browser benchmark clean
 
+# rnnlab as pyproject.toml declares it, every version pinned by requirements.txt (a constraints file: it pins,
+# it adds nothing). `make run` needs only this; the tests add their tools (the `test` extra) and TensorBoard.
+# torch/torchvision come from pip; with their CUDA libraries they are ~4 GB, so pip's progress stays visible.
+LAB := $(VENV)/.lab-installed
 install: $(VENV)/.installed
 
-# torch/torchvision are pinned and installed with pip (requirements.txt is the full pinned set).
-$(VENV)/.installed: requirements.txt pyproject.toml
+$(LAB): requirements.txt pyproject.toml
+	@echo "make: installing rnnlab and its pinned dependencies into $(VENV) (a few minutes on a fresh machine)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -r requirements.txt
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --progress-bar on -c requirements.txt setuptools
+	$(BIN)/python -m pip install --progress-bar on -c requirements.txt --no-build-isolation -e .
 	touch $@
 
-run: install
+$(VENV)/.installed: $(LAB)
+	@echo "make: adding the test tools and TensorBoard"
+	$(BIN)/python -m pip install --progress-bar on -c requirements.txt --no-build-isolation -e '.[test,tensorboard]'
+	touch $@
+
+run: $(LAB)
 	$(BIN)/rnnlab compare --models rnn,lstm --data-dir $(DATA_DIR) --out $(OUT)-$$(date +%Y%m%d-%H%M%S)
 
-# The report test opens report.html in headless Chromium (Debian's package), installed here if missing.
+# Debian packages the tests use, installed here if missing (as root): Chromium for the page and report tests,
+# Fashion-MNIST for the dataset tests.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
-	  echo "make: chromium is missing (apt-get install chromium); the report's browser test will fail"
+	@command -v chromium >/dev/null 2>&1 && [ -d /usr/share/datasets/fashion-mnist ] || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium dataset-fashion-mnist >/dev/null; } || \
+	  echo "make: chromium or dataset-fashion-mnist is missing (apt-get install chromium dataset-fashion-mnist); their tests will fail or skip"
 
 test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -41,9 +52,15 @@ benchmark: install
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache
 
-# docs/results.md: the lab over 5 seeds, the NumPy LSTM, more models, other datasets, a tuned LSTM, the 784-step views. CPU hours:
-# one run at a time, resumable (stop it and run it again). FASHION_DIR/KMNIST_DIR: folders with those IDX files.
+# docs/results.md: the lab over 5 seeds, the NumPy LSTM, more models, other datasets, a tuned LSTM (and its recipe on
+# Fashion-MNIST), the 784-step views. CPU hours: one run at a time, resumable (stop it and run it again).
+# Fashion-MNIST is Debian's dataset-fashion-mnist, read in place and installed here if missing (as root, like chromium
+# for `browser`): no mirror needed. FASHION_DIR/KMNIST_DIR: other folders with those IDX files.
 .PHONY: results
 results: install
-	$(BIN)/python benchmarks/results.py --data-dir $(DATA_DIR) --fashion-dir $(or $(FASHION_DIR),data) --kmnist-dir $(or $(KMNIST_DIR),data)
+	@[ -n "$(FASHION_DIR)" ] || [ -d /usr/share/datasets/fashion-mnist ] || { [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; } || \
+	  echo "make: Fashion-MNIST is missing (apt-get install dataset-fashion-mnist); its rows stay unmeasured"
+	$(BIN)/python benchmarks/results.py --data-dir $(DATA_DIR) --kmnist-dir $(or $(KMNIST_DIR),data) \
+	  --fashion-dir $(or $(FASHION_DIR),$$([ -d /usr/share/datasets/fashion-mnist ] && echo /usr/share/datasets/fashion-mnist || echo data))
 	$(BIN)/python benchmarks/caption_results.py --data-dir $(DATA_DIR) --out runs/caption-results
