@@ -4,7 +4,9 @@ what is missing. Small real data (a few hundred images, hidden size 8, one epoch
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -17,6 +19,7 @@ import pytest
 import torch
 from scipy import stats as scipy_stats
 
+import held_runs
 from conftest import REPO, finish
 from rnnlab.errors import RnnlabError
 from rnnlab.stats import (BOOTSTRAP_SEED, RESAMPLES, compare_models, describe, paired_difference,
@@ -162,18 +165,26 @@ def test_summarize_merges_folders_into_the_summary_of_one_comparison(seeds_0_2, 
 
 
 def test_a_killed_comparison_resumes_only_what_is_missing(tmp_path, mnist_dir):
-    args = ["compare", "--models", "rnn", "--seeds", "0-3", "--jobs", "2", "--hidden-size", "16", "--train-limit",
+    """Seeds 2 and 3 are held (tests/held_runs.py) until the comparison's parent has been SIGKILLed, so the
+    kill lands mid-comparison whatever the CPU's speed; its workers then stop on their own and start nothing."""
+    args = ["--models", "rnn", "--seeds", "0-3", "--jobs", "2", "--hidden-size", "16", "--train-limit",
             "2000", "--test-limit", "200", "--epochs", "2", "--checkpoint-every", "5", "--quiet", "--no-report",
             "--data-dir", mnist_dir]
-    ok(*args, "--out", tmp_path / "whole")
-    cut = tmp_path / "cut"
-    proc = rnnlab(*args, "--out", cut)
+    ok("compare", *args, "--out", tmp_path / "whole")
+    cut, gate = tmp_path / "cut", tmp_path / "gate"
+    proc = subprocess.Popen(held_runs.command("held", [*args, "--out", cut]), cwd=Path(__file__).parent, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "RNNLAB_TEST_GATE": str(gate)})
     while not list(cut.glob("*/metrics.json")) and proc.poll() is None:
         time.sleep(0.01)
+    assert proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGKILL)  # the parent only: its workers notice, checkpoint and stop on their own
     proc.communicate(timeout=60)
+    gate.touch()  # let the held runs go: their workers' parent is gone
+    for lock in cut.glob(".*.lock"):  # wait for the workers to let go of every run
+        with open(lock) as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
     done = {p.parent.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in cut.glob("*/metrics.json")}
-    assert 1 <= len(done) < 4, "the kill did not land in the middle of the comparison"
+    assert set(done) <= {"rnn-seed0", "rnn-seed1"} and done, f"finished after the kill: {sorted(done)}"
     code, text, err = finish(rnnlab("compare", "--resume", cut, "--quiet", "--no-report"))
     assert code == 0, err
     assert f"{len(done)} of 4 runs finished; training the other {4 - len(done)}" in text
@@ -214,6 +225,50 @@ def test_workers_of_a_parent_that_dies_stop_by_themselves():
     # The output pipe closes when the forked worker exits too, so run() returns once the worker has stopped.
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout == "stopped\n", result.stderr
+
+
+def _record(task, stop) -> None:
+    Path(task).write_text("ran")
+
+
+@pytest.mark.parametrize("parent_alive", [True, False])
+def test_a_worker_whose_parent_is_gone_starts_no_new_run(tmp_path, parent_alive):
+    """The worker loop, in a process of its own: a task waiting in the queue runs only while the parent lives."""
+    import multiprocessing
+
+    from rnnlab.training.jobs import _worker
+
+    context = multiprocessing.get_context("spawn")
+    tasks, results = context.Queue(), context.Queue()
+    tasks.put((0, str(tmp_path / "task-0")))
+    tasks.put(None)
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a process id that is nobody's parent any more
+    worker = context.Process(target=_worker, args=(_record, tasks, results, 1, os.getpid() if parent_alive else gone.pid))
+    worker.start()
+    worker.join(timeout=120)
+    # An orphan may also be ended by its own SIGTERM (the watch of its parent) before its loop starts.
+    assert worker.exitcode == 0 or (not parent_alive and worker.exitcode == -signal.SIGTERM), worker.exitcode
+    assert (tmp_path / "task-0").exists() == parent_alive
+    assert (results.get(timeout=10)[0] == "done") if parent_alive else results.empty()
+
+
+@pytest.mark.parametrize("how", ["too large, one process", "too large, two processes", "a module missing"])
+def test_a_compare_that_fails_at_the_start_leaves_nothing(tmp_path, mnist_dir, how):
+    """The same command given again meets the same error, not a folder that blocks it, and no lock file is left."""
+    out = tmp_path / "lab"
+    args = ["--models", "rnn", "--data-dir", mnist_dir, "--quiet", "--no-report", "--out", out]
+    if how == "a module missing":
+        argv, expected = held_runs.command("crashing", args), "No module named 'psutil'"
+    else:
+        seeds = ["--seeds", "0-1", "--jobs", "2"] if how.endswith("two processes") else []
+        argv = [sys.executable, "-m", "rnnlab", "compare", *args, "--hidden-size", "200000", *seeds]
+        expected = "needs about"
+    for attempt in range(2):
+        result = subprocess.run(argv, cwd=Path(__file__).parent, capture_output=True, text=True, timeout=300)
+        assert result.returncode != 0 and expected in result.stderr, result.stderr
+        assert "already holds" not in result.stderr
+        assert not out.exists(), sorted(p.name for p in out.iterdir())
 
 
 def test_the_report_shows_every_seed_and_what_the_difference_means(seeds_0_2, tmp_path):

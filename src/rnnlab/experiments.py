@@ -15,14 +15,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
+import shutil
 from pathlib import Path
 from typing import Callable
 
 from rnnlab.config import Config, flag, model_configs
 from rnnlab.data import load_data
 from rnnlab.errors import RnnlabError
-from rnnlab.runs import (COMPARISON, CONFIG, METRICS, MODEL, SUMMARY, check_metrics, check_run_dir, create_run_dir,
-                         default_run_dir, format_summary, read_json, read_run_config, write_json)
+from rnnlab.runs import (CHECKPOINT, COMPARISON, CONFIG, METRICS, MODEL, SUMMARY, check_metrics, check_run_dir, create_run_dir,
+                         default_run_dir, format_summary, read_json, read_run_config, run_lock, write_json)
 from rnnlab.stats import compare_models
 from rnnlab.training.distributed import barrier, init_distributed, launched_by_torchrun, resolve_device
 from rnnlab.training.fit import StopSignals, TrainingInterrupted
@@ -32,7 +33,7 @@ from rnnlab.training.machine import available_cores
 # Settings that change how a run is carried out or logged, not what it computes: runs that differ only in
 # these are merged. (The thread count can move a seeded result by float rounding, like the machine.)
 EXECUTION = ("data_dir", "device", "eval_batch_size", "checkpoint_every", "log_every", "threads", "tensorboard")
-PER_MODEL = ("model", "num_layers", "dropout")  # differ between the models of one comparison by design
+PER_MODEL = ("model", "num_layers", "dropout", "forget_bias")  # differ between the models of one comparison by design
 # docs/benchmarks.md, "compare --jobs": on a 2-core CPU two runs side by side with one thread each finish
 # sooner than the same runs one after the other with two threads each: by 5-11% on a quiet machine for
 # whole epochs, by 28-42% under load (short runs, where each process's start-up counts, lose 9-13%).
@@ -67,23 +68,6 @@ def default_jobs(device: str, runs: int) -> int:
     if not PREFER_PROCESSES or launched_by_torchrun() or resolve_device(device).type != "cpu":
         return 1
     return max(1, min(available_cores(), runs))
-
-
-@contextlib.contextmanager
-def run_lock(run_dir: Path):
-    """Hold an exclusive lock for `run_dir` (beside it): a second process waits until the first lets go."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        yield
-        return
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    with open(run_dir.parent / f".{run_dir.name}.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def finished(run_dir: Path) -> bool:
@@ -137,6 +121,9 @@ def run_comparison(train: Callable, models: list[str] | None, settings: dict | N
         out = Path(out) if out is not None else default_run_dir("compare")
         runs = {key: run_dir_for(out, key[0], key[1], len(seeds) > 1) for key in sorted(
             configs, key=lambda k: (seeds.index(k[1]), models.index(k[0])))}  # seed by seed: pairs finish together
+        jobs = jobs or default_jobs(first.device, len(runs))
+        if jobs > 1 and ctx.is_distributed:
+            raise RnnlabError("--jobs runs separate processes; under torchrun leave it out (or give --jobs 1)")
         if not resume:
             if (out / SUMMARY).exists() or (out / COMPARISON).exists():
                 raise RnnlabError(f"{out} already holds a comparison; choose another --out, or continue it with "
@@ -147,24 +134,13 @@ def run_comparison(train: Callable, models: list[str] | None, settings: dict | N
             if ctx.is_main:
                 create_run_dir(out)
                 write_json(out / COMPARISON, {"models": models, "settings": settings, "seeds": seeds})
-        jobs = jobs or default_jobs(first.device, len(runs))
-        if jobs > 1 and ctx.is_distributed:
-            raise RnnlabError("--jobs runs separate processes; under torchrun leave it out (or give --jobs 1)")
         missing = {key: run_dir for key, run_dir in runs.items() if not finished(run_dir)}
         if resume:
             log(f"{out}: {len(runs) - len(missing)} of {len(runs)} runs finished; training the other {len(missing)}")
         try:
-            if jobs > 1 and len(missing) > 1:
-                threads = settings.get("threads") or max(1, available_cores() // jobs)
-                log(f"{len(missing)} runs in {min(jobs, len(missing))} processes of {threads} thread(s) each")
-                run_jobs(_train_task, [(train, {**configs[key].to_dict(), "threads": configs[key].threads or threads},
-                                        str(run_dir)) for key, run_dir in missing.items()], jobs, threads)
-            else:
-                dataset = load_data(first, announce=log if ctx.is_main else _silent) if missing else None
-                for (model, seed), run_dir in missing.items():
-                    log(f"== {model}, seed {seed} ==")
-                    train_one(train, configs[(model, seed)].to_dict(), run_dir, stop=stop, quiet=quiet,
-                              log=log if ctx.is_main else _silent, dataset=dataset)
+            with _removed_if_nothing_kept(out, list(runs.values()), fresh=not resume and ctx.is_main):
+                _train_missing(train, {run_dir: configs[key] for key, run_dir in missing.items()}, jobs, stop,
+                               log=log if ctx.is_main else _silent, quiet=quiet)
         except TrainingInterrupted as exc:
             exc.resume_dir = out
             raise
@@ -174,6 +150,40 @@ def run_comparison(train: Callable, models: list[str] | None, settings: dict | N
             log(format_summary(summary))
         barrier(ctx)
         return summary
+
+
+def _train_missing(train: Callable, runs: dict[Path, Config], jobs: int, stop: StopSignals, *,
+                   log: Callable[[str], None], quiet: bool) -> None:
+    """Train `runs` ({folder: its settings}) one after the other in this process, or in `jobs` processes."""
+    if jobs > 1 and len(runs) > 1:
+        threads = next(iter(runs.values())).threads or max(1, available_cores() // jobs)
+        log(f"{len(runs)} runs in {min(jobs, len(runs))} processes of {threads} thread(s) each")
+        run_jobs(_train_task, [(train, {**config.to_dict(), "threads": config.threads or threads}, str(run_dir))
+                               for run_dir, config in runs.items()], jobs, threads)
+        return
+    dataset = load_data(next(iter(runs.values())), announce=log) if runs else None
+    for run_dir, config in runs.items():
+        log(f"== {config.model}, seed {config.seed} ==")
+        train_one(train, config.to_dict(), run_dir, stop=stop, quiet=quiet, log=log, dataset=dataset)
+
+
+@contextlib.contextmanager
+def _removed_if_nothing_kept(out: Path, runs: list[Path], fresh: bool):
+    """A new comparison that fails before any run has saved a checkpoint leaves nothing behind: what it wrote
+    (comparison.json, run folders with nothing to resume) goes, so the same command can be given again.
+    An interrupted one keeps its folder: `--resume` continues it."""
+    try:
+        yield
+    except TrainingInterrupted:
+        raise
+    except BaseException:
+        if fresh and not any((d / CHECKPOINT).exists() or (d / METRICS).exists() for d in runs):
+            for run_dir in runs:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            (out / COMPARISON).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only if empty: the user's other files in --out stay
+        raise
 
 
 def _read_comparison(out: Path, overrides: dict) -> tuple[list, dict, list]:

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -80,6 +81,33 @@ def discarded_if_diverged(run_dir: Path, fresh: bool, is_main: bool):
         if not any(run_dir.iterdir()):
             run_dir.rmdir()
         raise TrainingDiverged(f"{exc}; nothing was kept in {run_dir}") from None
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path):
+    """Hold an exclusive lock for `run_dir` (a file beside it, removed when the holder lets go): a second
+    process waits until the first is done."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    path = run_dir.parent / f".{run_dir.name}.lock"
+    while True:
+        handle = open(path, "a")
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:  # the holder before us may have removed the file we waited on: then lock the new one
+            if os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # while still locked: whoever waits on it sees it gone and starts over
+        handle.close()
 
 
 def write_json(path: Path, values: dict) -> None:

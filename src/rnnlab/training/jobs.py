@@ -5,7 +5,8 @@ threads, then takes tasks from a shared queue and calls `function(task, stop)` o
 the worker's entered `StopSignals`. The parent forwards SIGINT/SIGTERM to the workers exactly once each
 (the workers are in their own process group, so a terminal's Ctrl-C reaches only the parent); a worker
 stops at its next step with a checkpoint, takes no further task, and the parent raises
-`TrainingInterrupted`. A worker whose parent dies (even by SIGKILL) stops the same way by itself.
+`TrainingInterrupted`. A worker whose parent dies (even by SIGKILL) stops the same way by itself, and starts
+no new run: on Linux the kernel sends it SIGTERM as the parent dies; elsewhere a watch notices within 0.5 s.
 Each task's outcome comes back as a small tuple: nothing but plain values crosses the processes.
 """
 
@@ -32,9 +33,20 @@ def _watch_parent(parent: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _stop_with_parent(parent: int) -> None:
+    """SIGTERM to this worker when its parent dies: from the kernel at that moment where it can (Linux's
+    PR_SET_PDEATHSIG), and from a watch in any case (other systems; a parent gone before the call)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
 def _worker(function, tasks, results, threads: int, parent: int) -> None:
     os.setpgrp()  # out of the terminal's process group: signals come from the parent, once
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    _stop_with_parent(parent)
     import torch
 
     from rnnlab.training.machine import keep_freed_memory
@@ -44,7 +56,7 @@ def _worker(function, tasks, results, threads: int, parent: int) -> None:
     with StopSignals() as stop:
         while not stop.signum:
             task = tasks.get()
-            if task is None or stop.signum:
+            if task is None or stop.signum or os.getppid() != parent:  # nobody to report to: start no new run
                 break
             index, payload = task
             try:
