@@ -67,6 +67,32 @@ def mnist(mnist_dir):
     return load_splits("mnist", mnist_dir)
 
 
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def find_debian_fashion() -> Path | None:
+    """The folder of Debian's `dataset-fashion-mnist` (its four IDX .gz files): where `dpkg -L` says, else the
+    package's standard path; None when it is not installed."""
+    from rnnlab.data.sources import find_idx_folder
+
+    try:
+        listed = subprocess.run(["dpkg", "-L", "dataset-fashion-mnist"], capture_output=True, text=True,
+                                timeout=30).stdout.splitlines()
+    except (OSError, subprocess.TimeoutExpired):  # not a Debian system
+        listed = []
+    folders = [Path(line).parent for line in listed if line.endswith("t10k-labels-idx1-ubyte.gz")]
+    return next((f for f in [*folders, DEBIAN_FASHION] if find_idx_folder(f, "fashion-mnist")), None)
+
+
+@pytest.fixture(scope="session")
+def fashion_dir() -> Path:
+    """Debian's Fashion-MNIST folder, read in place; the test is skipped (in one line) without it."""
+    folder = find_debian_fashion()
+    if folder is None:
+        pytest.skip("Debian's Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist")
+    return folder
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """One torch/BLAS thread for a module: small problems only lose from a second (spinning) thread on a shared CPU."""

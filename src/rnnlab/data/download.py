@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import shutil
 import sys
@@ -19,22 +18,12 @@ from rnnlab.errors import DataError
 TORCHVISION_CLASS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}
 
 
-# torchvision's MD5 of each dataset's official t10k-labels-idx1-ubyte.gz (`<Class>.resources`), copied here
-# because importing torchvision.datasets takes seconds; tests/test_user_mistakes.py checks they still agree.
+# torchvision's MD5 of each dataset's official t10k-labels-idx1-ubyte.gz (`<Class>.resources`), the files whose
+# decompressed content `sources.TEST_LABELS_CONTENT_MD5` fingerprints. Kept so that provenance stays checkable
+# (tests/test_user_mistakes.py checks they still agree with torchvision's); a folder's dataset is told by the
+# decompressed content instead, since these MD5s change whenever a file is recompressed.
 TEST_LABELS_MD5 = {"mnist": "ec29112dd5afa0611ce80d1b7f02629c", "fashion-mnist": "bb300cfdad3c16e7a12a480ee83cd310",
                    "kmnist": "7320c461ea6c1c855c0b718fb2a4b134"}
-
-
-def official_dataset(labels: Path) -> str | None:
-    """The dataset whose official test-label file `labels` is, by its MD5 (None for a raw file or any other).
-    The label file tells the datasets apart: their four files all have the same names."""
-    if labels.suffix != ".gz":
-        return None
-    try:
-        digest = hashlib.md5(labels.read_bytes()).hexdigest()
-    except OSError:
-        return None  # reading it for real says what is wrong
-    return next((name for name, md5 in TEST_LABELS_MD5.items() if md5 == digest), None)
 
 
 class MirrorsUnreachable(DataError):

