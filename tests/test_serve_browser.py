@@ -1,28 +1,29 @@
 """The page in a real browser: `rnnlab serve` on a free loopback port, Playwright driving Debian's Chromium
 (headless, `executable_path`: no browser download). A 7 from the MNIST test set is drawn with pointer events;
 every model must answer, the LSTM must say 7, Play must walk t from 1 to 28 and the LSTM's heatmaps must
-appear. The same page at a phone's size, drawn with touch, must not scroll while drawing.
-
-Set RNNLAB_SCREENSHOT=docs/serve.png to also write the screenshot the README shows.
+appear. The same page at a phone's size, drawn with touch, must not scroll while drawing, and its cards must
+follow the pad and Play within the first screen. scripts/serve_screenshot.py, which makes the README's
+docs/serve.png, runs end to end.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-import os
 import shutil
-from pathlib import Path
+import subprocess
+import sys
 
 import pytest
 from PIL import Image
-from serve_helpers import Server, strokes_of, trained_runs
+from serve_helpers import REPO, Server, strokes_of, trained_runs
 
 from rnnlab.report.images import digit_from_bytes
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements.txt")
 
 CELL = 10  # pad pixels per MNIST pixel: the 280×280 pad is the 28×28 image scaled ×10
+PHONE = dict(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
 
 
 def chromium_path() -> str:
@@ -79,7 +80,7 @@ def draw_with_mouse(page, strokes) -> None:
         page.mouse.up()
 
 
-def test_draw_a_seven_and_watch_the_models_read_it(browser, server, seven, tmp_path):
+def test_draw_a_seven_and_watch_the_models_read_it(browser, server, seven):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page, problems, outside = open_page(context, server.url)
     try:
@@ -129,24 +130,24 @@ def test_draw_a_seven_and_watch_the_models_read_it(browser, server, seven, tmp_p
         assert [float(v.rstrip("%")) for v in shown] == pytest.approx([100 * p for p in after_five], abs=0.051)
         assert page.locator('.model[data-name="lstm"] .after').inner_text() == "after row 5"
 
-        page.locator("#t").fill("14")  # mid-reading: the most telling picture for the README
-        page.dispatch_event("#t", "input")
-        shot = page.screenshot(full_page=True)
+        # a wide screen: the explanation open beside the pad, the cards right under the three panels
+        box = boxes(page, "#draw-panel", "#seen-panel", "#about", ".model")
+        assert page.evaluate("document.querySelector('#about').open"), "room beside the pad: the explanation is open"
+        assert box["#about"]["left"] >= box["#seen-panel"]["right"]
+        assert box["#about"]["top"] < box["#draw-panel"]["bottom"]
+        first_row = max(box[panel]["bottom"] for panel in ("#draw-panel", "#seen-panel", "#about"))
+        assert 0 <= box[".model"]["top"] - first_row <= 16, box
     finally:
         context.close()
     assert not problems, problems
     assert not outside, f"the page asked another host: {outside}"
-    save_screenshot(shot, tmp_path / "serve.png")
-    if os.environ.get("RNNLAB_SCREENSHOT"):
-        save_screenshot(shot, Path(os.environ["RNNLAB_SCREENSHOT"]))
 
 
-def save_screenshot(png: bytes, path: Path) -> None:
-    """The screenshot as a compact PNG (256 colours: the page is flat colours), under 300 KB."""
-    image = Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, optimize=True)
-    assert path.stat().st_size < 300_000, f"{path}: {path.stat().st_size:,} bytes"
+def boxes(page, *selectors: str) -> dict[str, dict[str, float]]:
+    """getBoundingClientRect() of the first element each selector finds: top, bottom, left, right in CSS px."""
+    return page.evaluate("""selectors => Object.fromEntries(selectors.map(s => {
+        const r = document.querySelector(s).getBoundingClientRect();
+        return [s, {top: r.top, bottom: r.bottom, left: r.left, right: r.right}]; }))""", list(selectors))
 
 
 def touch_drag(cdp, points) -> None:
@@ -157,8 +158,7 @@ def touch_drag(cdp, points) -> None:
 
 
 def test_drawing_with_a_finger_on_a_phone_does_not_scroll(browser, server, seven):
-    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
-                                  has_touch=True)
+    context = browser.new_context(**PHONE)
     page, problems, _ = open_page(context, server.url)
     try:
         cdp = context.new_cdp_session(page)
@@ -187,3 +187,44 @@ def test_drawing_with_a_finger_on_a_phone_does_not_scroll(browser, server, seven
     finally:
         context.close()
     assert not problems, problems
+
+
+def test_on_a_phone_the_cards_follow_the_pad_within_the_first_screen(browser, server, seven):
+    """Issue 19: the first card sat ~1,200 px under the pad, below the explanation, so Play moved things off-screen.
+    Now the cards follow the pad and Play's panel directly, starting within the first screen (844 px), and the
+    explanation is folded under them; the lede's link opens it."""
+    context = browser.new_context(**PHONE)
+    page, problems, _ = open_page(context, server.url)
+    try:
+        cdp = context.new_cdp_session(page)
+        pad = page.locator("#pad").bounding_box()
+        for row, first, last in strokes_of(seven):  # drawn, so that the cards hold a reading and the status a line
+            y = pad["y"] + (row + 0.5) * CELL
+            touch_drag(cdp, [(pad["x"] + (first + 0.5) * CELL, y), (pad["x"] + (last + 0.5) * CELL, y)])
+        page.wait_for_function("document.body.dataset.state === 'ready'", timeout=60_000)
+        assert page.evaluate("window.scrollY") == 0
+        box = boxes(page, "#draw-panel", "#seen-panel", "#play", ".model", "#about", ".model:last-of-type")
+        assert box["#draw-panel"]["bottom"] <= box["#seen-panel"]["top"], "pad first, then what the models read"
+        assert box["#play"]["bottom"] <= 844, "Play is on the first screen"
+        assert box[".model"]["top"] <= 844, f"the first card starts {box['.model']['top']:.0f} px down"
+        assert 0 <= box[".model"]["top"] - box["#seen-panel"]["bottom"] <= 16, "nothing between Play and the cards"
+        assert not page.evaluate("document.querySelector('#about').open"), "the explanation is folded on a phone"
+        assert box["#about"]["top"] >= box[".model:last-of-type"]["bottom"], "and comes after the cards"
+        page.click("#about-link")
+        assert page.evaluate("document.querySelector('#about').open")
+    finally:
+        context.close()
+    assert not problems, problems
+
+
+def test_screenshot_script_draws_the_readme_picture(tmp_path_factory, mnist_dir, tmp_path):
+    """scripts/serve_screenshot.py, which makes docs/serve.png, runs end to end on the test's runs."""
+    runs = trained_runs(tmp_path_factory, mnist_dir)
+    out = tmp_path / "serve.png"
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "serve_screenshot.py"), str(runs["rnn"]),
+                             str(runs["lstm"]), "--data-dir", str(mnist_dir), "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    picture = Image.open(out)
+    assert picture.format == "PNG" and picture.width == 1280 and picture.height > 900
+    assert out.stat().st_size < 300_000 and f"{out}: " in result.stdout

@@ -185,7 +185,7 @@ def epoch_line(record: dict, epochs: int, peak_gflops: float | None, backend: st
     """The sheet's per-epoch line, with time and speed."""
     speed = f"{record['seconds']:.1f} s, {record['gflops']:.1f} GFLOP/s"
     if "peak_fraction" in record:
-        speed += f", {100 * record['peak_fraction']:.0f}% of the {peak_gflops:.0f} GFLOP/s matmul peak"
+        speed += f", {100 * record['peak_fraction']:.0f}% of the ~{peak_gflops:.0f} GFLOP/s matmul peak (rough)"
     return (f"Epoch [{record['epoch']}/{epochs}], Loss: {record['train_loss']:.4f}, "
             f"Accuracy: {100 * record['train_accuracy']:.2f}%  ({speed}{backend})")
 

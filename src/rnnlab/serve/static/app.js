@@ -604,6 +604,13 @@ function resetCard(card) {
   if (card.dataset.lstm === "1") $(".layers", card).textContent = "Draw a digit: its gates appear when you stop drawing.";
 }
 
+// ---- the explanation -------------------------------------------------------------------------------
+
+// Open beside the pad where the grid has room for it (style.css: wider than 900 px); folded under the cards
+// on narrower screens, where it would otherwise push the cards a screen away from the pad and Play.
+if (matchMedia("(min-width: 901px)").matches) $("#about").open = true;
+$("#about-link").addEventListener("click", () => { $("#about").open = true; });
+
 async function start() {
   redrawPad();
   drawSeen();
