@@ -189,6 +189,87 @@ def test_report_mistakes_are_one_line(tmp_path, capsys):
     assert not (tmp_path / "r" / "report.html").exists()
 
 
+# --- `rnnlab report FOLDER...`: which runs, and where the page goes --------------------------------
+
+TINY = ["--hidden-size", "8", "--train-limit", "300", "--test-limit", "200", "--epochs", "1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory, mnist_dir):
+    """runs/a and runs/b (rnn, seeds 0 and 1) and the comparison runs/cmp (rnn, lstm; no report of its own), each
+    on 300 real training images for one epoch."""
+    from conftest import exit_code
+
+    runs = tmp_path_factory.mktemp("tiny") / "runs"
+    data = ["--data-dir", str(mnist_dir)]
+    for name, seed in (("a", 0), ("b", 1)):
+        assert exit_code(["train", "--model", "rnn", "--seed", seed, "--out", runs / name, *TINY, *data]) == 0
+    assert exit_code(["compare", "--models", "rnn,lstm", "--no-report", "--out", runs / "cmp", *TINY, *data]) == 0
+    return runs
+
+
+def report_line(out: str) -> str:
+    return next(line for line in out.splitlines() if line.startswith("report: "))
+
+
+def test_report_of_one_run_goes_in_its_own_folder(tiny_runs, capsys):
+    """Two runs reported one after the other keep their own pages (they used to share runs/report.html)."""
+    from conftest import run
+
+    pages = {}
+    for name in ("a", "b"):
+        code, out, err = run(capsys, "report", tiny_runs / name)
+        assert code == 0, err
+        assert report_line(out) == f"report: {tiny_runs / name / 'report.html'}"
+        pages[name] = (tiny_runs / name / "report.html").read_text()
+        assert f"Runs: {tiny_runs / name}." in pages[name]
+    assert (tiny_runs / "a" / "report.html").read_text() == pages["a"]  # b's report did not touch a's
+    assert not (tiny_runs / "report.html").exists()
+    code, out, err = run(capsys, "evaluate", tiny_runs / "a")  # the pictures beside it leave the run usable
+    assert code == 0 and "Test Accuracy" in out, err
+
+
+def test_report_of_a_comparison_folder_draws_its_runs_there(tiny_runs, capsys):
+    from conftest import run
+
+    folder = tiny_runs / "cmp"
+    code, out, err = run(capsys, "report", folder)
+    assert code == 0, err
+    assert report_line(out) == f"report: {folder / 'report.html'}"
+    page = (folder / "report.html").read_text()
+    for model in ("rnn", "lstm"):  # every run of the comparison, with its own numbers
+        accuracy = json.loads((folder / model / "metrics.json").read_text())["test_accuracy"]
+        assert f"<td>{model}</td><td>{100 * accuracy:.2f}%</td>" in page
+    assert (folder / "gates-lstm.png").is_file() and (folder / "confusion-rnn.png").is_file()
+
+
+def test_report_of_several_folders_goes_in_their_common_parent(tiny_runs, tmp_path, capsys):
+    from conftest import run
+
+    code, out, err = run(capsys, "report", tiny_runs / "a", tiny_runs / "b")
+    assert code == 0, err
+    assert report_line(out) == f"report: {tiny_runs / 'report.html'}"
+    page = (tiny_runs / "report.html").read_text()
+    assert "<td>rnn (a)</td>" in page and "<td>rnn (b)</td>" in page
+
+    # a folder that holds runs (not a comparison): its finished runs, an unfinished one named and left out
+    mixed = tmp_path / "mixed"
+    shutil.copytree(tiny_runs / "a", mixed / "a")
+    shutil.copytree(tiny_runs / "b", mixed / "half")
+    (mixed / "half" / "metrics.json").unlink()
+    (mixed / "half" / "model.pt").unlink()
+    code, out, err = run(capsys, "report", mixed)
+    assert code == 0, err
+    assert f"{mixed / 'half'}: not finished, left out" in out
+    assert report_line(out) == f"report: {mixed / 'report.html'}"
+    page = (mixed / "report.html").read_text()
+    assert f"Runs: {mixed / 'a'}." in page and "half" not in page
+
+    code, out, err = run(capsys, "report", tiny_runs / "a", tmp_path / "nowhere", "--out", tmp_path / "r")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "is not a folder" in err
+    assert not (tmp_path / "r").exists()
+
+
 # --- the page in a real browser -------------------------------------------------------------------
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -1,6 +1,6 @@
 """The lab as an exercise: a skeleton for the student to fill in, and a checker that hints at mistakes.
 
-    rnnlab exercise new DIR [--part rnn|lstm|all]     # DIR/my_lstm.py and DIR/README.md, never overwritten
+    rnnlab exercise new DIR [--part rnn|lstm|all] [--solution]   # DIR/my_lstm.py and DIR/README.md, never overwritten
     rnnlab exercise check DIR/my_lstm.py [--json results.json] [--data-dir DIR]
 
 The checker runs the student's file in a separate process with a time limit per function, a memory
@@ -26,22 +26,27 @@ from pathlib import Path
 from typing import Callable
 
 from rnnlab.errors import RnnlabError
-from rnnlab.exercise.check import CheckReport, FunctionResult, check_file, format_report, write_json
+from rnnlab.exercise.check import (CheckReport, FunctionResult, check_file, format_functions, format_report,
+                                   format_training, write_json)
 from rnnlab.exercise.skeleton import (FUNCTIONS, STUDENT_FILE, reference_solution, replace_function, skeleton_source,
                                       write_student_folder)
 
 __all__ = ["CheckReport", "FUNCTIONS", "FunctionResult", "STUDENT_FILE", "check_file", "exercise_command",
-           "format_report", "reference_solution", "replace_function", "skeleton_source", "write_json",
+           "format_functions", "format_report", "format_training", "reference_solution", "replace_function", "skeleton_source", "write_json",
            "write_student_folder"]
 
 
 def exercise_command(args, log: Callable[[str], None] = print) -> int:
     """`rnnlab exercise new|check`: the exit code (0 all passed, 1 some failed); usage errors raise RnnlabError."""
     if args.action == "new":
-        written = write_student_folder(args.folder, args.part)
+        solution = getattr(args, "solution", False)
+        written = write_student_folder(args.folder, args.part, solution=solution)
         for path in written:
             log(f"wrote {path}")
-        log(f"next: write the functions in {written[0]}, then run: rnnlab exercise check {written[0]}")
+        if solution:
+            log(f"{written[0]} is the reference solution; it passes: rnnlab exercise check {written[0]}")
+        else:
+            log(f"next: write the functions in {written[0]}, then run: rnnlab exercise check {written[0]}")
         return 0
     if args.action == "check":
         json_path = Path(args.json) if args.json is not None else None
@@ -51,8 +56,10 @@ def exercise_command(args, log: Callable[[str], None] = print) -> int:
         data_dir = args.data_dir
         if data_dir is not None and not str(data_dir).strip():
             raise RnnlabError("--data-dir is empty: give a folder")
-        report = check_file(args.file, data_dir=data_dir, log=log)
-        log(format_report(report))
+        # the table as soon as the functions are judged; the training check's progress and its line after it
+        report = check_file(args.file, data_dir=data_dir, log=log, on_functions=lambda r: log(format_functions(r)))
+        if report.training:
+            log(format_training(report))
         if json_path is not None:
             write_json(report, json_path)
             log(f"wrote {json_path}")

@@ -7,7 +7,8 @@ The parent starts it by path, from an empty working folder inside SCRATCH. `func
 SCRATCH/plan.json and SCRATCH/inputs.npz, calls each function of the plan in order and appends one
 JSON line per event to SCRATCH/results.jsonl, with its outputs (and the numerical gradient of the
 forward, for a backward function) in SCRATCH/<name>.npz. It imports nothing but the standard library
-and NumPy, so it starts in about a second. `train` imports rnnlab and writes SCRATCH/train.json.
+and NumPy, so it starts in about a second. `train` imports rnnlab, appends its progress to
+SCRATCH/progress.txt (the parent shows it as it comes) and writes SCRATCH/train.json.
 
 The limits are for honest mistakes (a loop that never ends, an allocation that never stops, a file
 that grows without end): they are not a sandbox. The file runs as the same user with the same
@@ -26,6 +27,7 @@ import traceback
 import types
 
 OUTPUT_FILE_LIMIT = 256 << 20  # bytes any one file written here (or by the student's code) may reach
+PROGRESS = "progress.txt"  # `train` appends a line to SCRATCH/progress.txt every tenth of its steps
 
 
 class TimeLimit(BaseException):
@@ -245,10 +247,16 @@ def run_training(path: str, scratch: str, limit: float) -> int:
             recipe = TrainingRecipe(**json.load(handle))
         with np.load(os.path.join(scratch, "data.npz")) as data:
             arrays = [data[key] for key in ("train_images", "train_labels", "test_images", "test_labels")]
-        try:
-            result = within(limit, train_and_evaluate, module.lstm_forward, module.lstm_backward, *arrays, recipe)
-        except BaseException as exc:  # noqa: BLE001
-            result = describe(exc, path, limit)
+        with open(os.path.join(scratch, PROGRESS), "a", encoding="utf-8") as handle:
+            def progress(line: str) -> None:  # the parent shows these lines while it waits
+                handle.write(line + "\n")
+                handle.flush()
+
+            try:
+                result = within(limit, train_and_evaluate, module.lstm_forward, module.lstm_backward, *arrays, recipe,
+                                1, progress)
+            except BaseException as exc:  # noqa: BLE001
+                result = describe(exc, path, limit)
     with open(out, "w", encoding="utf-8") as handle:
         json.dump(result, handle)
     return 0

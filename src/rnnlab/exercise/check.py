@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -33,6 +34,7 @@ import numpy as np
 
 from rnnlab.errors import RnnlabError
 from rnnlab.exercise import hints
+from rnnlab.exercise._child import PROGRESS
 from rnnlab.exercise.skeleton import FUNCTIONS, PARTS
 from rnnlab.exercise.training import TrainingRecipe
 
@@ -48,6 +50,7 @@ TRAIN_MEMORY_LIMIT = 8 << 30  # torch alone reserves about 3 GiB of address spac
 STARTUP_SECONDS = 120.0  # on top of the limits, for the interpreter and its imports on a busy machine
 TRAINING_SLACK = 0.03  # the student's float32 run may end this far below the reference's accuracy
 HONEST = "a check for honest mistakes, not a sandbox for hostile code"
+POLL_SECONDS = 0.5  # how often the child's progress file is read while it trains
 
 
 @dataclass(frozen=True)
@@ -204,8 +207,12 @@ class ChildRun:
         return f"ended with exit code {self.returncode}"
 
 
-def run_child(mode: str, student: Path, scratch: Path, limit: float, memory: int, deadline: float) -> ChildRun:
-    """Run `_child.py mode` on `student` under the limits; kill its process group at `deadline` seconds."""
+def run_child(mode: str, student: Path, scratch: Path, limit: float, memory: int, deadline: float,
+              follow: Callable[[str], None] | None = None) -> ChildRun:
+    """Run `_child.py mode` on `student` under the limits; kill its process group at `deadline` seconds.
+
+    `follow` gets each line of the child's progress file as it comes (the training takes a minute or more).
+    """
     work = scratch / "work"
     work.mkdir(exist_ok=True)
     command = [sys.executable, "-I", str(CHILD), mode, str(student), str(scratch), f"{limit:g}", str(memory),
@@ -216,7 +223,7 @@ def run_child(mode: str, student: Path, scratch: Path, limit: float, memory: int
                                 start_new_session=True)
         killed = False
         try:
-            proc.wait(timeout=deadline)
+            wait_following(proc, deadline, scratch / PROGRESS, follow)
         except subprocess.TimeoutExpired:
             killed = True
         finally:
@@ -227,6 +234,37 @@ def run_child(mode: str, student: Path, scratch: Path, limit: float, memory: int
             proc.wait()
     stderr = (scratch / "stderr.txt").read_text(errors="replace").strip().splitlines()
     return ChildRun(proc.returncode, killed, stderr[-1] if stderr else "")
+
+
+def wait_following(proc: subprocess.Popen, deadline: float, path: Path, follow: Callable[[str], None] | None) -> None:
+    """`proc.wait(timeout=deadline)`, passing the lines the child appends to `path` to `follow` meanwhile."""
+    if follow is None:
+        proc.wait(timeout=deadline)
+        return
+    end, seen = time.monotonic() + deadline, 0
+    while True:
+        try:
+            proc.wait(timeout=min(POLL_SECONDS, max(0.0, end - time.monotonic())))
+            return
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= end:
+                raise
+        finally:  # also after the child ended: its last lines
+            seen = pass_new_lines(path, seen, follow)
+
+
+def pass_new_lines(path: Path, seen: int, follow: Callable[[str], None]) -> int:
+    """Give `follow` the complete lines of `path` after byte `seen`; the new `seen` (a line being written waits)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(seen)
+            data = handle.read()
+    except FileNotFoundError:
+        return seen
+    complete = data[: data.rfind(b"\n") + 1]
+    for line in complete.decode("utf-8", errors="replace").splitlines():
+        follow(line)
+    return seen + len(complete)
 
 
 def read_events(scratch: Path) -> list[dict]:
@@ -356,8 +394,12 @@ def check_file(path: str | Path, *, data_dir: str | Path | None = None, train: b
                time_limit: float = TIME_LIMIT, memory_limit: int = MEMORY_LIMIT,
                train_time_limit: float = TRAIN_TIME_LIMIT, train_memory_limit: int = TRAIN_MEMORY_LIMIT,
                recipe: TrainingRecipe = TrainingRecipe(), dataset=None,
-               log: Callable[[str], None] = print) -> CheckReport:
+               log: Callable[[str], None] = print,
+               on_functions: Callable[[CheckReport], None] | None = None) -> CheckReport:
     """Check every function of the parts that the student's file `path` is for; see the module doc.
+
+    `on_functions` gets the report once the functions are judged, before the training check: the CLI
+    shows their table then, rather than after a minute of training.
 
     When every LSTM function passes and `train`, also train the lab's classifier with the student's
     functions and with the reference's (`training.train_and_evaluate`) on MNIST from `data_dir`
@@ -388,12 +430,17 @@ def check_file(path: str | Path, *, data_dir: str | Path | None = None, train: b
         events, import_error = run_functions(path.resolve(), scratch, specs, inputs, time_limit, memory_limit)
         if import_error:
             rows = [FunctionResult(s.name, s.part, "not checked", message=f"{file} did not import") for s in specs]
-            return CheckReport(str(path), rows, import_error=import_error, limits=limits)
+            report = CheckReport(str(path), rows, import_error=import_error, limits=limits)
+            if on_functions:
+                on_functions(report)
+            return report
         results: dict[str, FunctionResult] = {}
         for spec in specs:
             event, arrays = events.get(spec.name, (None, {}))
             results[spec.name] = judge(spec, event, arrays, inputs, want[spec.name], file, results)
         report = CheckReport(str(path), list(results.values()), limits=limits)
+        if on_functions:
+            on_functions(report)
         if "lstm" in parts:
             if not all(results[name].passed for name in PARTS["lstm"]):
                 report.training = {"status": "skipped", "message": "every LSTM function must pass first"}
@@ -486,13 +533,16 @@ def training_check(student: Path, scratch: Path, data, recipe: TrainingRecipe, l
     n_train = len(arrays["train_labels"])
     summary = {"dataset": dataset.source, "train_images": n_train, "test_images": len(arrays["test_labels"]),
                "recipe": recipe.describe(n_train)}
-    log(f"training check: the lab's classifier with your lstm_forward/lstm_backward, then with the reference's: "
-        f"{summary['recipe']}, on {dataset.source}")
-    child = run_child("train", student, scratch, limit, memory, limit + STARTUP_SECONDS)
+    # Not "training check: ..." yet: that line comes once, with the result (format_training)
+    log(f"training the lab's classifier with your lstm_forward/lstm_backward, then with the reference's, "
+        f"on {dataset.source}:")
+    child = run_child("train", student, scratch, limit, memory, limit + STARTUP_SECONDS,
+                      follow=lambda line: log(f"  your functions: {line}"))
     out = scratch / "train.json"
     student_result = json.loads(out.read_text()) if out.exists() else {
         "status": "crashed", "message": f"the process {child.ending()}" + (f": {child.stderr}" if child.stderr else "")}
-    reference = train_and_evaluate(lstm_forward, lstm_backward, *arrays.values(), recipe)
+    reference = train_and_evaluate(lstm_forward, lstm_backward, *arrays.values(), recipe,
+                                   progress=lambda line: log(f"  the reference's: {line}"))
     summary.update(reference_accuracy=reference["accuracy"], reference_seconds=reference["seconds"])
     if student_result.get("status") != "ok":
         text = student_result.get("message", "failed") + where(student_result, student.name)
@@ -515,6 +565,11 @@ def training_check(student: Path, scratch: Path, data, recipe: TrainingRecipe, l
 
 def format_report(report: CheckReport) -> str:
     """The table a student reads: one row per function, a hint under a wrong one, the score, the training."""
+    return "\n".join(text for text in (format_functions(report), format_training(report)) if text)
+
+
+def format_functions(report: CheckReport) -> str:
+    """One row per function, a hint under a wrong one, and the score (or the one line of an import error)."""
     file = Path(report.file).name
     if report.import_error:
         return f"{report.import_error} (nothing was checked; score 0/{report.max_score})"
@@ -533,7 +588,12 @@ def format_report(report: CheckReport) -> str:
         if f.hint:
             lines.append(f"      hint: {f.hint}")
     lines.append(f"score: {report.score}/{report.max_score} functions passed")
-    training = report.training
+    return "\n".join(lines)
+
+
+def format_training(report: CheckReport) -> str:
+    """The "training check:" line (and what went wrong), or "" when there was no training check."""
+    training, lines = report.training, []
     if training and training["status"] == "skipped":
         lines.append(f"training check: skipped ({training['message']})")
     elif training:

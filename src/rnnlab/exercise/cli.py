@@ -4,12 +4,14 @@ from __future__ import annotations
 
 
 def add_exercise_commands(commands, Parser) -> None:
-    """`exercise new DIR [--part]` and `exercise check FILE [--json] [--data-dir]` under `commands`."""
+    """`exercise new DIR [--part] [--solution]` and `exercise check FILE [--json] [--data-dir]` under `commands`."""
     p = commands.add_parser("exercise", help="the lab as an exercise: a skeleton to fill in, and its checker")
     steps = p.add_subparsers(dest="action", required=True, parser_class=Parser)
     q = steps.add_parser("new", help="write a student folder with my_lstm.py to fill in")
     q.add_argument("folder", metavar="DIR")
     q.add_argument("--part", default="all", choices=("rnn", "lstm", "all"), help="what to write (default: all)")
+    q.add_argument("--solution", action="store_true",
+                   help="write the filled-in reference solution instead of the skeleton (for the teacher)")
     q = steps.add_parser("check", help="check a student's my_lstm.py against the reference, with hints "
                                        "(for honest mistakes: it is not a sandbox for hostile code)",
                          description="Compare a student's file, run in a child process with time and memory limits, "

@@ -280,8 +280,9 @@ def replace_function(source: str, name: str, new_function: str) -> str:
     return source[: match.start()] + new_function.rstrip("\n") + "\n\n\n" + source[match.end():].lstrip("\n")
 
 
-def write_student_folder(folder: str | Path, part: str = "all") -> list[Path]:
-    """Write `my_lstm.py` (the skeleton of `part`) and `README.md` into `folder` (created if needed).
+def write_student_folder(folder: str | Path, part: str = "all", *, solution: bool = False) -> list[Path]:
+    """Write `my_lstm.py` (the skeleton of `part`, or with `solution` the reference) and `README.md` into
+    `folder` (created if needed).
 
     Refuses, with an RnnlabError and nothing written, when either file is already there.
     """
@@ -291,7 +292,7 @@ def write_student_folder(folder: str | Path, part: str = "all") -> list[Path]:
     parts = parts_of(part)
     if folder.exists() and not folder.is_dir():
         raise RnnlabError(f"{folder} is a file: give a folder for the exercise")
-    files = {folder / STUDENT_FILE: skeleton_source(part),
+    files = {folder / STUDENT_FILE: reference_solution(part) if solution else skeleton_source(part),
              folder / "README.md": README.format(file=STUDENT_FILE, parts=" and ".join(
                  {"rnn": "the vanilla RNN", "lstm": "the LSTM"}[p] for p in parts))}
     existing = [str(path) for path in files if path.exists() or path.is_symlink()]

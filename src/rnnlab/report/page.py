@@ -1,4 +1,5 @@
-"""report.html for finished runs: `write_report(run_dirs, out)` draws every picture and the page.
+"""report.html for finished runs: `write_report(run_dirs, out)` draws every picture and the page;
+`report_folders(folders)` finds the runs first, as `rnnlab report` does.
 
 `write_report(run_dirs, out, data_dir=None)` writes `out/report.html` and the PNGs it shows:
 learning curves, a summary table, confusion matrices and the most-confused pairs, the most
@@ -10,6 +11,7 @@ The page is self-contained (relative image paths, inline CSS, no scripts) and op
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +22,7 @@ import torch
 from rnnlab.data import CLASS_NAMES, load_data, sequence_inputs
 from rnnlab.errors import RnnlabError
 from rnnlab.report.html import Page
-from rnnlab.runs import load_run
+from rnnlab.runs import COMPARISON, CONFIG, load_run
 
 REPORT = "report.html"
 
@@ -83,6 +85,27 @@ def write_report(run_dirs: list[Path], out: Path, data_dir: str | None = None, *
         raise RnnlabError(f"cannot create the report folder {out}: {exc.strerror or exc}; choose another --out") from None
     with _new_files_removed_on_failure(out):  # a report that fails half-way (a full disk) leaves nothing behind
         return _draw_report(runs, out, data_dir, log, examples, mistakes, summary)
+
+
+def report_folders(folders: list[Path], out: Path | None = None, data_dir: str | None = None, *,
+                   log: Callable[[str], None] = print) -> Path:
+    """`rnnlab report FOLDER...`: report.html for the finished runs in `folders` (run folders, comparison folders
+    or folders holding them, found as `summarize` finds them); return its path.
+
+    Without `out` it goes into the one folder given, or into the common parent of several: never into the
+    parent of a single run, where every run's report would overwrite the same runs/report.html.
+    """
+    from rnnlab.experiments import find_runs
+
+    folders = [Path(f) for f in folders]
+    for folder in folders:  # a folder with no run anywhere in it: say so, rather than "no finished runs"
+        if folder.is_dir() and not (folder / COMPARISON).is_file() and next(folder.rglob(CONFIG), None) is None:
+            raise RnnlabError(f"{folder} is not an rnnlab run folder (no {CONFIG} in it or below); give run "
+                              "folders, comparison folders or folders holding them, as rnnlab train or compare wrote")
+    run_dirs = find_runs(folders, log=log)
+    if out is None:
+        out = folders[0] if len(folders) == 1 else Path(os.path.commonpath([os.path.abspath(f) for f in folders]))
+    return write_report(run_dirs, out, data_dir, log=log)
 
 
 @contextlib.contextmanager
