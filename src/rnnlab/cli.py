@@ -29,7 +29,7 @@ def add_config_options(p: argparse.ArgumentParser, names: list[str] | None = Non
     for f in dataclasses.fields(Config):
         if names is not None and f.name not in names:
             continue
-        default = getattr(defaults, f.name) if f.name != "num_layers" else None
+        default = getattr(defaults, f.name) if f.default is not None else None  # None: resolved per run, said in help
         help_text = f.metadata["help"] + (f" (default: {default})" if default is not None else "")
         optional_value = {} if f.metadata.get("const") is None else {"nargs": "?", "const": f.metadata["const"]}
         p.add_argument(flag(f.name), dest=f.name, type=FIELD_TYPES[f.type], choices=f.metadata["choices"],
@@ -48,7 +48,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="continue the run in RUN_DIR from its checkpoint, with its own settings")
 
 
-DATA_OPTIONS = ["dataset", "data_dir", "view"]
+DATA_OPTIONS = ["dataset", "data_dir", "view", "steps"]
 
 
 def build_parser() -> Parser:
@@ -89,9 +89,10 @@ def build_parser() -> Parser:
     add_config_options(p, DATA_OPTIONS + ["batch_size", "seed"])
     p.add_argument("--out", default="batch.png", help="PNG file to write (default: batch.png)")
 
-    p = commands.add_parser("report", help="report.html with pictures for existing run folders")
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--out", default=None, help="folder for report.html (default: the parent of the first run)")
+    p = commands.add_parser("report", help="report.html with pictures for finished runs")
+    p.add_argument("folders", nargs="+", metavar="FOLDER", help="run folders, comparison folders, or folders of them")
+    p.add_argument("--out", default=None, help="folder for report.html (default: the one FOLDER given, else the "
+                                                "FOLDERs' common parent)")
     p.add_argument("--data-dir", default=None, help="where the test data is (default: the runs' own)")
 
     p = commands.add_parser("predict", help="classify images of handwritten digits (PNG/JPEG)")
@@ -222,11 +223,10 @@ def run_show(args) -> int:
 
 def run_report(args) -> int:
     use_file_backend()
-    from rnnlab.report import write_report
+    from rnnlab.report import report_folders
 
-    runs = [nonempty_path(r, "RUN_DIR") for r in args.runs]
-    out = nonempty_path(args.out, "--out") or runs[0].parent
-    log(f"report: {write_report(runs, out, data_dir=args.data_dir)}")
+    folders = [nonempty_path(f, "FOLDER") for f in args.folders]
+    log(f"report: {report_folders(folders, nonempty_path(args.out, '--out'), args.data_dir, log=log)}")
     return 0
 
 

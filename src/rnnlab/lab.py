@@ -105,7 +105,7 @@ def train(config: Config | None, run_dir: Path | None = None, *, resume: bool = 
         batches = SequenceBatches(sequence_inputs(config, dataset.train.images), dataset.train.labels,
                                   config.batch_size, shuffle=True, seed=config.seed,
                                   rank=ctx.rank, world_size=ctx.world_size, device=device)
-        steps, features = input_shape(config.view)
+        steps, features = input_shape(config.view, config.steps)
         flops = train_flops_per_sample(config.model, steps, features, config.hidden_size, config.num_layers)
         checkpoints = Checkpointing(run_dir / CHECKPOINT, every=config.checkpoint_every,
                                     header={"format": CHECKPOINT_FORMAT, "run_id": run_id,

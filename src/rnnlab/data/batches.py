@@ -13,43 +13,48 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from rnnlab.config import PIXELS, STEPS, VIEW_STEPS, VIEWS
+
 MEAN, STD = 0.5, 0.5  # the sheet's Normalize((0.5,), (0.5,)) on pixels scaled to [0, 1]
 
 
 def view_permutation(seed: int) -> torch.Tensor:
     """The fixed pixel order of the `permuted` view, `(784,)`, a function of the seed alone."""
     generator = torch.Generator().manual_seed(seed)
-    return torch.randperm(784, generator=generator)
+    return torch.randperm(PIXELS, generator=generator)
 
 
-def to_sequences(images: torch.Tensor, view: str = "rows", permutation: torch.Tensor | None = None) -> torch.Tensor:
-    """uint8 images `(N, 28, 28)` → normalised float32 sequences `(N, T, D)`.
+def to_sequences(images: torch.Tensor, view: str = "rows", permutation: torch.Tensor | None = None,
+                 steps: int | None = None) -> torch.Tensor:
+    """uint8 images `(N, 28, 28)` → normalised float32 sequences `(N, T, D)`, T = `steps`, D = 784 / T.
 
-    rows: T=28 steps of D=28 pixels (the sheet's); pixels: T=784, D=1; permuted: pixels in a fixed
-    shuffled order (`permutation`, `(784,)`).
+    The view is the order of the pixels: rows and pixels row-major, permuted in the fixed shuffled order
+    `permutation` `(784,)`; that order is then cut into T equal steps (default: the view's own length, 28
+    for rows, one row a step as the sheet reads it, and 784 for pixels and permuted).
     """
-    x = (images.float() / 255.0 - MEAN) / STD
-    if view == "rows":
-        return x.reshape(-1, 28, 28)
-    flat = x.reshape(-1, 784)
+    if view not in VIEWS:
+        raise ValueError(f"unknown view {view!r}")
+    steps = VIEW_STEPS[view] if steps is None else steps
+    if steps not in STEPS:
+        raise ValueError(f"{steps} steps do not divide the {PIXELS} pixels evenly")
+    flat = ((images.float() / 255.0 - MEAN) / STD).reshape(-1, PIXELS)
     if view == "permuted":
         if permutation is None:
             raise ValueError("the permuted view needs its permutation")
         flat = flat[:, permutation]
-    elif view != "pixels":
-        raise ValueError(f"unknown view {view!r}")
-    return flat.unsqueeze(-1).contiguous()
+    return flat.reshape(-1, steps, PIXELS // steps).contiguous()
 
 
-def input_shape(view: str) -> tuple[int, int]:
-    """(steps T, features D) of a sequence view."""
-    return (28, 28) if view == "rows" else (784, 1)
+def input_shape(view: str, steps: int | None = None) -> tuple[int, int]:
+    """(steps T, features D) of a sequence view cut into `steps` (default: the view's own length)."""
+    steps = VIEW_STEPS[view] if steps is None else steps
+    return steps, PIXELS // steps
 
 
 def sequence_inputs(config, images: torch.Tensor) -> torch.Tensor:
-    """uint8 images `(N, 28, 28)` → the model inputs `(N, T, D)` of a run's `config` (its view and seed)."""
+    """uint8 images `(N, 28, 28)` → the model inputs `(N, T, D)` of a run's `config` (its view, steps and seed)."""
     permutation = view_permutation(config.seed) if config.view == "permuted" else None
-    return to_sequences(images, config.view, permutation)
+    return to_sequences(images, config.view, permutation, config.steps)
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:

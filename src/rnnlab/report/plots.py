@@ -170,12 +170,10 @@ def save_misclassified(images, true, predicted, confidence, class_names: list[st
 
 
 def _row_of_step(step: int, steps: int, view: str) -> float | None:
-    """The image row being read at `step` (0-based), for the views that read the image top to bottom."""
-    if view == "rows" or steps == 28:
-        return step
-    if view == "pixels":
-        return step // 28
-    return None
+    """The image row being read at `step` (0-based, of `steps`), for the views that read it top to bottom."""
+    if view == "permuted":
+        return None
+    return ((step + 1) * 784 // steps - 1) // 28  # the row of the step's last pixel
 
 
 def draw_reading(ax_image, axes_probs, image, probabilities: dict, class_names: list[str], *,

@@ -41,7 +41,7 @@ class ServedModel:
 
     @property
     def steps(self) -> int:
-        return input_shape(self.config.view)[0]
+        return input_shape(self.config.view, self.config.steps)[0]
 
     @property
     def steps_per_row(self) -> int:
@@ -118,6 +118,9 @@ def load_models(paths: list[str | Path]) -> list[ServedModel]:
             raise RnnlabError(f"{path}: no such run folder or file; give a run folder that rnnlab train or "
                               "compare wrote (or its model.pt)")
         model, config = load_model(path)
+        if input_shape(config.view, config.steps)[0] % 28:  # the page plays a reading row by row
+            raise RnnlabError(f"{path}: reads {config.steps} steps, which do not end on the picture's rows; the page "
+                              "shows a reading row by row: serve runs of --steps 28, 56, 112, 196, 392 or 784")
         run_dir = path if path.is_dir() else path.parent
         metrics = {}
         if (run_dir / METRICS).is_file():  # a bare model.pt copied elsewhere has none: no accuracy to show

@@ -65,7 +65,7 @@ def check_memory(config, what: str = "training this model") -> None:
     from rnnlab.errors import RnnlabError
     from rnnlab.training.flops import train_memory_bytes
 
-    steps, features = input_shape(config.view)
+    steps, features = input_shape(config.view, config.steps)
     need = train_memory_bytes(config.model, steps, features, config.hidden_size, config.num_layers, config.batch_size)
     free = psutil.virtual_memory().available
     if need > free:

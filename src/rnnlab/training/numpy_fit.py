@@ -29,7 +29,7 @@ def fit_numpy(config: Config, dataset: Dataset, log: Callable[[str], None] = pri
               stop: StopSignals | None = None) -> tuple[NumpyLSTMClassifier, list[dict]]:
     """Train a `NumpyLSTMClassifier` for `config.epochs` epochs on `dataset.train` (rows view).
 
-    Uses config.batch_size, lr (Adam), hidden_size, num_layers and seed (initialisation and shuffle);
+    Uses config.batch_size, lr (Adam), hidden_size, num_layers, seed (initialisation and shuffle) and forget_bias;
     NumPy's BLAS runs on `threads` threads (None: its default). Returns the trained classifier and the
     epoch records (`fit`'s `epoch_record`); `as_torch_model` hands the weights to the torch code.
     """
@@ -37,8 +37,7 @@ def fit_numpy(config: Config, dataset: Dataset, log: Callable[[str], None] = pri
     images, labels = dataset.train.images, dataset.train.labels
     batches = SequenceBatches(sequence_inputs(config, images), labels, config.batch_size, shuffle=True,
                               seed=config.seed)
-    classifier = NumpyLSTMClassifier(INPUT_SIZE, config.hidden_size, config.num_layers, num_classes=10,
-                                     seed=config.seed, dtype=np.float32)
+    classifier = new_classifier(config)
     optimizer = Adam(classifier.params, lr=config.lr)
     flops = train_flops_per_sample("lstm", 28, INPUT_SIZE, config.hidden_size, config.num_layers)
     epochs = []
@@ -61,6 +60,17 @@ def fit_numpy(config: Config, dataset: Dataset, log: Callable[[str], None] = pri
             epochs.append(record)
             log(epoch_line(record, config.epochs, None, backend=", numpy"))
     return classifier, epochs
+
+
+def new_classifier(config: Config) -> NumpyLSTMClassifier:
+    """The NumPy classifier of `config`, initialised from its seed; `forget_bias` is added to each layer's
+    forget-gate bias as `add_forget_bias` does for the torch LSTMs (b (4H,) is i, f, o, g)."""
+    classifier = NumpyLSTMClassifier(INPUT_SIZE, config.hidden_size, config.num_layers, num_classes=10,
+                                     seed=config.seed, dtype=np.float32)
+    H = config.hidden_size
+    for k in range(config.num_layers if config.forget_bias else 0):  # 0: NumPy's seeded init, bit for bit
+        classifier.params[f"b{k}"][H : 2 * H] += np.float32(config.forget_bias)
+    return classifier
 
 
 def as_torch_model(config: Config, classifier: NumpyLSTMClassifier) -> nn.Module:
