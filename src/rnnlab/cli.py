@@ -168,16 +168,10 @@ def run_compare(args) -> int:
         summary = compare(models, settings, nonempty_path(args.out, "--out"), seeds=seeds, jobs=args.jobs, log=log,
                           quiet=args.quiet)
     if not args.no_report and summary:
-        write_summary_report(summary, Path(next(iter(summary.values()))["run_dir"]).parent)
+        use_file_backend()
+        from rnnlab.report import write_summary_report
+        log(f"report: {write_summary_report(summary, Path(next(iter(summary.values()))['run_dir']).parent, log=log)}")
     return 0
-
-
-def write_summary_report(summary: dict, out: Path, data_dir: str | None = None) -> None:
-    """report.html: each model's first seed drawn in full, and the seeds' statistics."""
-    use_file_backend()
-    from rnnlab.report import write_report
-
-    log(f"report: {write_report([Path(r['run_dir']) for r in summary.values()], out, data_dir, summary=summary)}")
 
 
 def run_summarize(args) -> int:
@@ -186,13 +180,9 @@ def run_summarize(args) -> int:
     folders = [nonempty_path(f, "FOLDER") for f in args.folders]
     summary, out = summarize(folders, nonempty_path(args.out, "--out"), varies=args.varies, log=log)
     if not args.no_report:
-        try:
-            write_summary_report(summary, out, args.data_dir)
-        except RnnlabError:  # e.g. unreadable test data or model: leave no summary without its report
-            (out / "summary.json").unlink(missing_ok=True)
-            if not any(out.iterdir()):
-                out.rmdir()
-            raise
+        use_file_backend()
+        from rnnlab.report import write_summary_report
+        log(f"report: {write_summary_report(summary, out, args.data_dir, log=log, summary_needs_report=True)}")
     log(f"summary: {out / 'summary.json'}")
     return 0
 
