@@ -95,6 +95,12 @@ def build_parser() -> Parser:
                                                 "FOLDERs' common parent)")
     p.add_argument("--data-dir", default=None, help="where the test data is (default: the runs' own)")
 
+    p = commands.add_parser("gradients", help="how far back the answer's gradient reaches: gradients.json and .png")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished run folders")
+    p.add_argument("--images", type=int, help="the first N test images (default: 256, or all if fewer)")
+    p.add_argument("--out", help="folder for the files (default: the one RUN_DIR given, else their common parent)")
+    p.add_argument("--data-dir", help="where the test data is (default: the runs' own)")
+
     p = commands.add_parser("predict", help="classify images of handwritten digits (PNG/JPEG)")
     p.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT")
     p.add_argument("images", nargs="+", metavar="IMAGE")
@@ -149,9 +155,8 @@ def run_train(args) -> int:
 
 
 def run_compare(args) -> int:
-    from rnnlab.lab import compare
-
     from rnnlab.experiments import parse_seeds
+    from rnnlab.lab import compare
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
@@ -220,6 +225,11 @@ def run_report(args) -> int:
     return 0
 
 
+def run_gradients(args) -> int:
+    from rnnlab.report.gradients_command import gradients_command  # draws on a Figure of its own: no backend needed
+    return gradients_command(args.run_dirs, args.images, nonempty_path(args.out, "--out"), args.data_dir, log=log)
+
+
 def run_predict(args) -> int:
     use_file_backend()
     from rnnlab.report.predict import predict_command
@@ -254,7 +264,7 @@ def use_file_backend() -> None:
 
 COMMANDS = {"train": run_train, "compare": run_compare, "summarize": run_summarize, "evaluate": run_evaluate,
             "show": run_show, "report": run_report, "predict": run_predict, "serve": run_serve, "exercise": run_exercise,
-            "caption": run_caption_command}
+            "caption": run_caption_command, "gradients": run_gradients}
 
 
 def main(argv: list[str] | None = None) -> int:
