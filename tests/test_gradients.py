@@ -12,6 +12,9 @@ import copy
 import json
 import math
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -271,3 +274,11 @@ def test_bad_input_is_one_line_and_leaves_nothing(runs, tmp_path, capsys, monkey
     code, _, stderr = run(capsys, "gradients", runs["rnn"], "--images", "3", "--out", out)
     assert code == 2 and "No space left on device" in stderr and not out.exists()
 
+
+def test_benchmark_script_times_the_command(runs, tmp_path):
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gradients.py"
+    result = subprocess.run([sys.executable, str(script), runs["rnn"], runs["lstm"], "--images", "8", "--repeats", "1",
+                             "--threads", "1", "--out", tmp_path], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "rnnlab gradients, 2 runs, 8 images: median" in result.stdout and "load average" in result.stdout
+    assert (tmp_path / "gradients.json").is_file()
