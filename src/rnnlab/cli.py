@@ -95,6 +95,12 @@ def build_parser() -> Parser:
                                                 "FOLDERs' common parent)")
     p.add_argument("--data-dir", default=None, help="where the test data is (default: the runs' own)")
 
+    p = commands.add_parser("gradients", help="how far back the answer's gradient reaches: gradients.json and .png")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished run folders")
+    p.add_argument("--images", type=int, help="the first N test images (default: 256, or all if fewer)")
+    p.add_argument("--out", help="folder for the files (default: the one RUN_DIR given, else their common parent)")
+    p.add_argument("--data-dir", help="where the test data is (default: the runs' own)")
+
     p = commands.add_parser("predict", help="classify images of handwritten digits (PNG/JPEG)")
     p.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT")
     p.add_argument("images", nargs="+", metavar="IMAGE")
@@ -149,9 +155,8 @@ def run_train(args) -> int:
 
 
 def run_compare(args) -> int:
-    from rnnlab.lab import compare
-
     from rnnlab.experiments import parse_seeds
+    from rnnlab.lab import compare
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
@@ -168,16 +173,10 @@ def run_compare(args) -> int:
         summary = compare(models, settings, nonempty_path(args.out, "--out"), seeds=seeds, jobs=args.jobs, log=log,
                           quiet=args.quiet)
     if not args.no_report and summary:
-        write_summary_report(summary, Path(next(iter(summary.values()))["run_dir"]).parent)
+        use_file_backend()
+        from rnnlab.report import write_summary_report
+        log(f"report: {write_summary_report(summary, Path(next(iter(summary.values()))['run_dir']).parent, log=log)}")
     return 0
-
-
-def write_summary_report(summary: dict, out: Path, data_dir: str | None = None) -> None:
-    """report.html: each model's first seed drawn in full, and the seeds' statistics."""
-    use_file_backend()
-    from rnnlab.report import write_report
-
-    log(f"report: {write_report([Path(r['run_dir']) for r in summary.values()], out, data_dir, summary=summary)}")
 
 
 def run_summarize(args) -> int:
@@ -186,13 +185,9 @@ def run_summarize(args) -> int:
     folders = [nonempty_path(f, "FOLDER") for f in args.folders]
     summary, out = summarize(folders, nonempty_path(args.out, "--out"), varies=args.varies, log=log)
     if not args.no_report:
-        try:
-            write_summary_report(summary, out, args.data_dir)
-        except RnnlabError:  # e.g. unreadable test data or model: leave no summary without its report
-            (out / "summary.json").unlink(missing_ok=True)
-            if not any(out.iterdir()):
-                out.rmdir()
-            raise
+        use_file_backend()
+        from rnnlab.report import write_summary_report
+        log(f"report: {write_summary_report(summary, out, args.data_dir, log=log, summary_needs_report=True)}")
     log(f"summary: {out / 'summary.json'}")
     return 0
 
@@ -230,6 +225,11 @@ def run_report(args) -> int:
     return 0
 
 
+def run_gradients(args) -> int:
+    from rnnlab.report.gradients_command import gradients_command  # draws on a Figure of its own: no backend needed
+    return gradients_command(args.run_dirs, args.images, nonempty_path(args.out, "--out"), args.data_dir, log=log)
+
+
 def run_predict(args) -> int:
     use_file_backend()
     from rnnlab.report.predict import predict_command
@@ -264,7 +264,7 @@ def use_file_backend() -> None:
 
 COMMANDS = {"train": run_train, "compare": run_compare, "summarize": run_summarize, "evaluate": run_evaluate,
             "show": run_show, "report": run_report, "predict": run_predict, "serve": run_serve, "exercise": run_exercise,
-            "caption": run_caption_command}
+            "caption": run_caption_command, "gradients": run_gradients}
 
 
 def main(argv: list[str] | None = None) -> int:

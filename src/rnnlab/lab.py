@@ -20,13 +20,13 @@ from rnnlab.config import Config
 from rnnlab.data import Dataset, SequenceBatches, input_shape, load_data, sequence_inputs
 from rnnlab.data.validation import hold_out
 from rnnlab.errors import CheckpointError, RnnlabError
-from rnnlab.models import count_parameters, new_model
+from rnnlab.models import count_parameters
 from rnnlab.experiments import run_comparison
 from rnnlab.runs import (CHECKPOINT, CONFIG, METRICS, MODEL, RunResult, check_run_dir, create_run_dir, default_run_dir,
                          discarded_if_diverged, load_run, open_for_resume, weights_checksum, write_json)
 from rnnlab.training.checkpoint import CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_save, remove_stale_temporaries
 from rnnlab.training.distributed import (all_gather_objects, barrier, broadcast_object, init_distributed,
-                                         launched_by_torchrun, resolve_device, seed_everything)
+                                         initial_model, launched_by_torchrun, resolve_device, seed_everything)
 from rnnlab.training.evaluate import evaluate
 from rnnlab.training.fit import Checkpointing, StopSignals, fit, resume_fit
 from rnnlab.training.flops import matmul_peak_gflops, train_flops_per_sample
@@ -91,8 +91,7 @@ def train(config: Config | None, run_dir: Path | None = None, *, resume: bool = 
             return _finish(config, run_dir, run_id, model, epochs, dataset, torch.device("cpu"), log, ctx)
 
         peak = matmul_peak_gflops(str(device) if device.type == "cuda" else device.type, config.precision)
-        seed_everything(config.seed)
-        model = new_model(config).to(device)
+        model = initial_model(config).to(device)
         optimizer = make_optimizer(model, config, device)
         scheduler = make_scheduler(optimizer, config, -(-len(dataset.train.labels) // config.batch_size))
         progress = resume_fit(model, optimizer, checkpoint, ctx, device, scheduler) if checkpoint is not None else None

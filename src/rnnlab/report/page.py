@@ -87,6 +87,21 @@ def write_report(run_dirs: list[Path], out: Path, data_dir: str | None = None, *
         return _draw_report(runs, out, data_dir, log, examples, mistakes, summary)
 
 
+def write_summary_report(summary: dict, out: Path, data_dir: str | None = None, *, log: Callable[[str], None] = print,
+                         summary_needs_report: bool = False) -> Path:
+    """report.html for a summary over seeds (summary.json's contents): each model's first seed drawn in full, and the
+    seeds' statistics. `summary_needs_report` (`rnnlab summarize`): a report that fails (unreadable test data or
+    model) takes out/summary.json with it, and `out` if that leaves it empty: no summary is left without its report."""
+    try:
+        return write_report([Path(r["run_dir"]) for r in summary.values()], out, data_dir, log=log, summary=summary)
+    except RnnlabError:
+        if summary_needs_report:
+            (out / "summary.json").unlink(missing_ok=True)
+            if not any(out.iterdir()):
+                out.rmdir()
+        raise
+
+
 def report_folders(folders: list[Path], out: Path | None = None, data_dir: str | None = None, *,
                    log: Callable[[str], None] = print) -> Path:
     """`rnnlab report FOLDER...`: report.html for the finished runs in `folders` (run folders, comparison folders

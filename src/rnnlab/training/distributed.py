@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 
 from rnnlab.errors import RnnlabError
+from rnnlab.models import new_model
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,21 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def initial_model(config) -> torch.nn.Module:
+    """The model a run of `config` starts from, on the CPU: every generator seeded with `config.seed`, then the
+    model built. `lab.train` starts from it and `rnnlab gradients` rebuilds it, so the two cannot drift apart.
+
+    `--backend numpy` starts from the NumPy classifier's own seeded init (`new_classifier`, as `fit_numpy`),
+    handed over as the torch model of `config`.
+    """
+    seed_everything(config.seed)
+    if config.backend == "numpy":
+        from rnnlab.training.numpy_fit import as_torch_model, new_classifier
+
+        return as_torch_model(config, new_classifier(config))
+    return new_model(config)
 
 
 def local_rank() -> int:
