@@ -194,11 +194,24 @@ def test_the_report_plots_the_norms_and_names_a_run_without_them(plain, tmp_path
     assert "No gradient norms for rnn (older): the run folder has no steps.csv" in page
 
 
+def test_resuming_with_a_damaged_steps_csv_is_one_line(tmp_path, capsys, mnist_dir):
+    run_dir = tmp_path / "run"
+    code, _, _ = finish(rnnlab("train", *TINY_ARGS, "--checkpoint-every", "3", "--data-dir", mnist_dir, "--out", run_dir,
+                               env={"RNNLAB_TEST_CRASH_IN_WRITE": "3"}))  # in the checkpoint of step 6
+    assert code == -signal.SIGKILL
+    (run_dir / STEPS_CSV).write_text("edited by hand\n")
+    code, _, err = run(capsys, "train", "--resume", run_dir, "--quiet")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and f"{run_dir / STEPS_CSV} is not a table" in lines[0], err
+
+
 def test_a_torn_last_row_is_left_out_and_other_damage_is_named(tmp_path):
     path = tmp_path / STEPS_CSV
     path.write_text("epoch,global_step,loss,accuracy,lr,grad_norm\n1,2,2.3,0.1,0.001,0.7\n1,4,2.2,0.1,0.0")
     assert read_steps(path) == [{"epoch": 1, "global_step": 2, "loss": 2.3, "accuracy": 0.1, "lr": 0.001,
                                  "grad_norm": 0.7}]
+    path.write_text("epoch,global_step,loss,acc")
+    assert read_steps(path) == []
     path.write_text("epoch,global_step,loss,accuracy,lr,grad_norm\n1,2,2.3,oops,0.001,0.7\n")
     with pytest.raises(CheckpointError, match="steps.csv is not a table"):
         read_steps(path)

@@ -53,6 +53,8 @@ def read_steps(path: Path) -> list[dict]:
     any other damage is one CheckpointError naming the file."""
     try:
         lines = Path(path).read_text().split("\n")  # the last item: "" after a whole last row
+        if len(lines) == 1:  # killed before even the header was written whole
+            return []
         if lines[0] != ",".join(STEP_COLUMNS):
             raise ValueError
         kinds = [int, int] + [float] * (len(STEP_COLUMNS) - 2)  # epoch and global_step count, the rest measure
