@@ -25,7 +25,7 @@ from rnnlab.report import introspect
 
 MODELS = ["rnn", "lstm"]
 FIGURES = {"learning_curves.png", "sample_batch.png", "reading.png", "accuracy_per_row.png", "confusion-rnn.png",
-           "confusion-lstm.png", "misclassified-rnn.png", "misclassified-lstm.png", "gates-lstm.png"}
+           "confusion-lstm.png", "misclassified-rnn.png", "misclassified-lstm.png", "gates-lstm.png", "grad_norm.png"}
 
 
 def small_settings(mnist_dir, **changes) -> dict:

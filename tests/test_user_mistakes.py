@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import finish, run
+from rnnlab.training.logs import read_steps
 
 TINY = ["--model", "rnn", "--hidden-size", "8", "--epochs", "1", "--train-limit", "128", "--test-limit", "50",
         "--quiet"]
@@ -111,11 +112,14 @@ def test_full_disk_while_training_is_one_line_and_resumable(tmp_path, capsys, mn
     full_disk_after(monkeypatch, good_writes=2)  # config.json (file + folder fsync), then the disk is full
     code, _, err = run(capsys, "train", *TINY, "--data-dir", mnist_dir, "--out", run_dir)
     one_line(code, err, "No space left on device")
-    assert [p.name for p in run_dir.iterdir()] == ["config.json"]  # nothing half-written, no temporary left
+    # Nothing half-written, no temporary left: steps.csv holds whole rows of the steps logged before the first
+    # checkpoint failed, and the resume, which has no checkpoint to start from, writes it anew.
+    assert sorted(p.name for p in run_dir.iterdir()) == ["config.json", "steps.csv"]
     monkeypatch.undo()
     code, _, err = run(capsys, "train", "--resume", run_dir, "--quiet")
     assert code == 0, err
     assert (run_dir / "model.pt").is_file()
+    assert [row["global_step"] for row in read_steps(run_dir / "steps.csv")] == [2]  # 2 steps, logged once
 
 
 @pytest.mark.parametrize("command", ["report", "show"])

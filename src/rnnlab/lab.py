@@ -110,8 +110,8 @@ def train(config: Config | None, run_dir: Path | None = None, *, resume: bool = 
                                     header={"format": CHECKPOINT_FORMAT, "run_id": run_id,
                                             "config": config.to_dict(), "world_size": ctx.world_size},
                                     scheduler=scheduler)
-        logs = ExperimentLog(run_dir, tensorboard_dir(config.tensorboard, run_dir),
-                             progress.epochs if progress else []) if ctx.is_main else None
+        logs = ExperimentLog(run_dir, tensorboard_dir(config.tensorboard, run_dir), progress,
+                             len(batches)) if ctx.is_main else None
 
         def after_epoch(record: dict) -> None:
             if validation is not None:  # every rank: the evaluation is summed across them

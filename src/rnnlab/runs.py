@@ -27,7 +27,7 @@ from rnnlab.models import new_model
 from rnnlab.training.checkpoint import CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_write_bytes, safe_load
 from rnnlab.training.evaluate import Evaluation, evaluate
 from rnnlab.training.fit import TrainingDiverged
-from rnnlab.training.logs import METRICS_CSV
+from rnnlab.training.logs import METRICS_CSV, STEPS_CSV
 from rnnlab.training.machine import check_memory
 
 CONFIG, CHECKPOINT, METRICS, MODEL = "config.json", "checkpoint.pt", "metrics.json", "model.pt"
@@ -76,7 +76,7 @@ def discarded_if_diverged(run_dir: Path, fresh: bool, is_main: bool):
         if not (fresh and is_main and run_dir.is_dir() and not (run_dir / CHECKPOINT).exists()):
             raise
         for path in run_dir.iterdir():
-            if path.name in (CONFIG, METRICS_CSV) or path.name.startswith("events.out.tfevents"):
+            if path.name in (CONFIG, METRICS_CSV, STEPS_CSV) or path.name.startswith("events.out.tfevents"):
                 path.unlink(missing_ok=True)
         if not any(run_dir.iterdir()):
             run_dir.rmdir()

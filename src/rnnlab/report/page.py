@@ -2,9 +2,10 @@
 `report_folders(folders)` finds the runs first, as `rnnlab report` does.
 
 `write_report(run_dirs, out, data_dir=None)` writes `out/report.html` and the PNGs it shows:
-learning curves, a summary table, confusion matrices and the most-confused pairs, the most
-confident mistakes, the sheet's sample batch, the models reading chosen test images row by row,
-test accuracy if the models had to answer after each row, and the LSTM's gates over time.
+learning curves, a summary table, the gradient norm over training, confusion matrices and the
+most-confused pairs, the most confident mistakes, the sheet's sample batch, the models reading chosen
+test images row by row, test accuracy if the models had to answer after each row, and the LSTM's gates
+over time.
 The page is self-contained (relative image paths, inline CSS, no scripts) and opens from disk.
 """
 
@@ -135,9 +136,33 @@ def _new_files_removed_on_failure(folder: Path):
         raise
 
 
+def _summary_section(page: Page, names: list[str], runs, scores: dict, out: Path, summary: dict | None) -> None:
+    """The table of the runs, their learning curves and, for a summary over seeds, the seeds' section."""
+    from rnnlab.report import plots
+
+    page.heading("Summary", anchor="summary")
+    rows = []
+    for name, run in zip(names, runs):
+        m = run.metrics
+        rows.append([name, f"{100 * m.get('test_accuracy', scores[name]['accuracy']):.2f}%",
+                     f"{m.get('parameters', sum(p.numel() for p in run.model.parameters())):,}",
+                     f"{m.get('train_seconds', float('nan')):.1f} s", f"{m.get('train_images_per_second', float('nan')):,.0f}",
+                     len(m.get("epochs", [])), run.config.hidden_size, run.config.num_layers, run.config.view])
+    page.table(["model", "test accuracy", "parameters", "train time", "images/s", "epochs", "hidden", "layers",
+                "view"], rows)
+    plots.save_learning_curves([(n, r.metrics) for n, r in zip(names, runs)], out / "learning_curves.png")
+    page.add_figure("learning_curves.png", "Training loss and training accuracy per epoch; the star and dashed "
+                    "line give each model's test accuracy after its last epoch.")
+    if summary:  # a summary over seeds: the runs above are each model's first seed
+        from rnnlab.report.seeds import add_seed_section
+
+        add_seed_section(page, summary, out)
+
+
 def _draw_report(runs, out: Path, data_dir: str | None, log, examples: int, mistakes: int,
                  summary: dict | None = None) -> Path:
     from rnnlab.report import introspect, plots
+    from rnnlab.report.gradnorm import add_grad_norm_section
 
     names = _unique_names(runs)
 
@@ -165,24 +190,8 @@ def _draw_report(runs, out: Path, data_dir: str | None, log, examples: int, mist
     page.paragraph(f"Runs: {', '.join(str(r.run_dir) for r in runs)}. Test data: {reference.source} "
                    f"({len(reference.test.labels):,} test images).", cls="note")
 
-    # Summary and learning curves
-    page.heading("Summary", anchor="summary")
-    rows = []
-    for name, run in zip(names, runs):
-        m = run.metrics
-        rows.append([name, f"{100 * m.get('test_accuracy', scores[name]['accuracy']):.2f}%",
-                     f"{m.get('parameters', sum(p.numel() for p in run.model.parameters())):,}",
-                     f"{m.get('train_seconds', float('nan')):.1f} s", f"{m.get('train_images_per_second', float('nan')):,.0f}",
-                     len(m.get("epochs", [])), run.config.hidden_size, run.config.num_layers, run.config.view])
-    page.table(["model", "test accuracy", "parameters", "train time", "images/s", "epochs", "hidden", "layers",
-                "view"], rows)
-    plots.save_learning_curves([(n, r.metrics) for n, r in zip(names, runs)], out / "learning_curves.png")
-    page.add_figure("learning_curves.png", "Training loss and training accuracy per epoch; the star and dashed "
-                    "line give each model's test accuracy after its last epoch.")
-    if summary:  # a summary over seeds: the runs above are each model's first seed
-        from rnnlab.report.seeds import add_seed_section
-
-        add_seed_section(page, summary, out)
+    _summary_section(page, names, runs, scores, out, summary)
+    add_grad_norm_section(page, names, runs, out)
 
     # The sheet's batch
     page.heading("One batch of training images", anchor="batch")

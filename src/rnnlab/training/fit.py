@@ -2,7 +2,7 @@
 
 One step is the sheet's: forward, cross-entropy, `zero_grad`, backward, Adam. What changed:
 - batches come from memory (`SequenceBatches`), not a per-image PIL pipeline;
-- the loss and accuracy are summed on the device and read once per `log_every` steps, not every step;
+- loss and accuracy are summed on the device; they and the gradient norm are read at log steps only;
 - the state of the run (`Progress`) is checkpointed (`Checkpointing`) so a killed run resumes bit for bit;
 - Ctrl-C/SIGTERM finish the step, checkpoint and stop; a loss that is not finite stops the run.
 Under torchrun every rank takes the same decisions at the same step: stopping is a vote.
@@ -190,20 +190,61 @@ def epoch_line(record: dict, epochs: int, peak_gflops: float | None, backend: st
             f"Accuracy: {100 * record['train_accuracy']:.2f}%  ({speed}{backend})")
 
 
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, global_batch: int,
+               *, ctx: DistContext = SINGLE, precision: str = "fp32", clip_grad: float = 0.0, scheduler=None,
+               norm: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """One step of the sheet: forward, cross-entropy, `zero_grad`, backward, (clip), Adam, (schedule).
+
+    Returns the detached loss and logits, and the gradients' global L2 norm before clipping (a device tensor): when
+    clipping (clip_grad_norm_ computes it anyway) or asked (`norm`), else None: ordinary steps pay nothing for it.
+    """
+    # Each rank's loss is its shard's sum over the global batch size, times world_size because DDP averages
+    # gradients: the step equals one process on the whole global batch.
+    with autocast(x.device, precision):
+        logits = model(x)
+    loss = F.cross_entropy(logits.float(), y, reduction="sum") * (ctx.world_size / global_batch)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = None
+    if clip_grad:
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+    elif norm:  # the same computation as clip_grad_norm_'s, which is get_total_norm then the scaling
+        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    return loss.detach(), logits.detach(), grad_norm
+
+
+def end_epoch(progress: Progress, seconds: float, images: int, steps: int, lr: float, ctx: DistContext,
+              flops_per_sample: int, peak_gflops: float | None) -> dict:
+    """Close the epoch under way: its record (sums over every rank) goes into `progress.epochs`, which moves on."""
+    totals = all_reduce_sum(torch.stack([progress.loss_sum, progress.correct.to(torch.float64)]), ctx)
+    record = epoch_record(progress.epoch, totals[0].item() / ctx.world_size / steps, totals[1].item() / images,
+                          seconds, images, flops_per_sample, peak_gflops)
+    record["lr"] = lr  # at the end of the epoch
+    progress.epochs.append(record)
+    progress.epoch, progress.step, progress.seconds = progress.epoch + 1, 0, 0.0
+    progress.loss_sum.zero_()
+    progress.correct.zero_()
+    return record
+
+
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batches: SequenceBatches, *, epochs: int,
         progress: Progress | None = None, precision: str = "fp32", log_every: int = 50,
         checkpoints: Checkpointing | None = None, flops_per_sample: int = 0, peak_gflops: float | None = None,
         stop: StopSignals | None = None, ctx: DistContext = SINGLE, log: Callable[[str], None] = print,
         quiet: bool = False, scheduler=None, clip_grad: float = 0.0,
-        on_log: Callable[[int, float, float, float], None] | None = None,
+        on_log: Callable[[int, float, float, float, float], None] | None = None,
         after_epoch: Callable[[dict], None] | None = None) -> Progress:
     """Train `model` for `epochs` epochs from `progress` (a fresh run when None); return the final Progress.
 
     Each finished epoch appends `epoch_record(...)` to `progress.epochs` and logs the sheet's line.
     `checkpoints` says where and how often to save; `stop` (entered `StopSignals`) ends the run at the
     next step with a checkpoint and `TrainingInterrupted`. `scheduler` is stepped after every batch and
-    `clip_grad` (> 0) clips the gradients' global norm; `on_log(global step, loss, accuracy, lr)` is called at
-    each log step and `after_epoch(record)` after each epoch, before its checkpoint (experiment logs, validation).
+    `clip_grad` (> 0) clips the gradients' global norm; `on_log(global step, loss, accuracy, lr, grad norm before
+    clipping)` is called at each log step and `after_epoch(record)` after each epoch, before its checkpoint
+    (experiment logs, validation).
     """
     device = next(model.parameters()).device
     progress = progress or Progress(loss_sum=torch.zeros((), dtype=torch.float64, device=device),
@@ -219,25 +260,14 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batches: SequenceBat
         first_bad = torch.full((), -1, dtype=torch.int64, device=device)
         started = time.perf_counter()
         for step, (x, y) in enumerate(batches.epoch(epoch, start=progress.step), start=progress.step):
-            # Each rank's loss is its shard's sum over the global batch size, times world_size because DDP
-            # averages gradients: the step equals one process on the whole global batch.
-            global_batch = min(batch_size, n - step * batch_size)
-            with autocast(device, precision):
-                logits = model(x)
-            loss = F.cross_entropy(logits.float(), y, reduction="sum") * (ctx.world_size / global_batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip_grad:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            loss = loss.detach()
+            at_log = (step + 1) % log_every == 0 or step + 1 == steps
+            loss, logits, grad_norm = train_step(model, optimizer, x, y, min(batch_size, n - step * batch_size),
+                                                 ctx=ctx, precision=precision, clip_grad=clip_grad, scheduler=scheduler,
+                                                 norm=at_log and on_log is not None)
             progress.loss_sum += loss
-            progress.correct += (logits.detach().argmax(dim=1) == y).sum()
+            progress.correct += (logits.argmax(dim=1) == y).sum()
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
             progress.step = step + 1
-            at_log = progress.step % log_every == 0 or progress.step == steps
             at_checkpoint = bool(checkpoints.every) and progress.step % checkpoints.every == 0 and progress.step < steps
             if not (at_log or at_checkpoint or (not ctx.is_distributed and stop.signum)):
                 continue
@@ -245,10 +275,10 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batches: SequenceBat
             if at_log:
                 bar.update(progress.step - bar.n)
                 bar.set_postfix(loss=f"{progress.running_loss():.4f}")
-                if on_log is not None:  # (global step, running loss, running accuracy, lr) of this process's shard
+                if on_log is not None:  # (global step, running loss, running accuracy, lr, norm) of this shard
                     seen = min(progress.step * batch_size, n) / ctx.world_size
                     on_log(epoch * steps + progress.step, progress.running_loss(), progress.correct.item() / seen,
-                           optimizer.param_groups[0]["lr"])
+                           optimizer.param_groups[0]["lr"], float(grad_norm))
             # Under torchrun the ranks vote at log steps only, so that all of them stop at the same step.
             signum = stop_vote(stop, ctx) if (at_log or not ctx.is_distributed) else 0
             if signum or at_checkpoint:
@@ -258,15 +288,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batches: SequenceBat
             if signum:
                 raise TrainingInterrupted(signum, checkpoints.last)
         bar.close()
-        seconds = progress.seconds + time.perf_counter() - started
-        totals = all_reduce_sum(torch.stack([progress.loss_sum, progress.correct.to(torch.float64)]), ctx)
-        record = epoch_record(epoch, totals[0].item() / ctx.world_size / steps, totals[1].item() / n, seconds, n,
-                              flops_per_sample, peak_gflops)
-        progress.epochs.append(record)
-        progress.epoch, progress.step, progress.seconds = epoch + 1, 0, 0.0
-        progress.loss_sum.zero_()
-        progress.correct.zero_()
-        record["lr"] = optimizer.param_groups[0]["lr"]  # at the end of the epoch
+        record = end_epoch(progress, progress.seconds + time.perf_counter() - started, n, steps,
+                           optimizer.param_groups[0]["lr"], ctx, flops_per_sample, peak_gflops)
         log(epoch_line(record, epochs, peak_gflops))
         if after_epoch is not None:  # on every rank (a validation pass is collective); may add to the record
             after_epoch(record)
