@@ -35,8 +35,8 @@ def hooked_train(run_dir, mnist_dir, clip_by_hand: float = 0.0, **changes):
 
     squares: list[list[torch.Tensor]] = []  # per training step, each weight's squared gradient norm
 
-    def new_model(config):
-        model = real_new_model(config)
+    def initial_model(config):
+        model = real_initial_model(config)
         model.register_forward_pre_hook(lambda module, args: squares.append([]) if module.training else None)
         for p in model.parameters():
             p.register_post_accumulate_grad_hook(lambda p: squares[-1].append(p.grad.double().square().sum()))
@@ -51,9 +51,9 @@ def hooked_train(run_dir, mnist_dir, clip_by_hand: float = 0.0, **changes):
             optimizer.register_step_pre_hook(clip)
         return optimizer
 
-    real_new_model, real_make_optimizer = rnnlab.lab.new_model, rnnlab.lab.make_optimizer
+    real_initial_model, real_make_optimizer = rnnlab.lab.initial_model, rnnlab.lab.make_optimizer
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(rnnlab.lab, "new_model", new_model)
+        patch.setattr(rnnlab.lab, "initial_model", initial_model)
         patch.setattr(rnnlab.lab, "make_optimizer", make_optimizer)
         result = rnnlab.lab.train(Config(**{**TINY, **changes}, data_dir=str(mnist_dir)), run_dir, quiet=True,
                                   log=lambda _: None)
