@@ -25,7 +25,8 @@ from rnnlab.report import introspect
 
 MODELS = ["rnn", "lstm"]
 FIGURES = {"learning_curves.png", "sample_batch.png", "reading.png", "accuracy_per_row.png", "confusion-rnn.png",
-           "confusion-lstm.png", "misclassified-rnn.png", "misclassified-lstm.png", "gates-lstm.png", "grad_norm.png"}
+           "confusion-lstm.png", "misclassified-rnn.png", "misclassified-lstm.png", "gates-lstm.png", "grad_norm.png",
+           "gradients.png"}
 
 
 def small_settings(mnist_dir, **changes) -> dict:
@@ -86,6 +87,24 @@ def test_every_figure_is_written_and_referenced(lab):
         assert f"<td>{model}</td><td>{100 * row['test_accuracy']:.2f}%</td><td>{row['parameters']:,}</td>" in page
     assert "reproduces the model&#x27;s own output" in page and "does NOT" not in page
     print(f"write_report took {seconds:.1f} s")  # speed is measured in benchmarks/, never asserted
+
+
+def test_the_gradient_section_says_what_rnnlab_gradients_computes(lab, mnist):
+    """The section's decays are those of `run_gradients` on the same 256 test images, in both phases."""
+    from rnnlab.data import sequence_inputs
+    from rnnlab.report.gradients import run_gradients
+    from rnnlab.runs import load_run
+
+    out, report, _, _ = lab
+    page = report.read_text(encoding="utf-8")
+    assert 'id="gradients"' in page and "vanishing gradient" in page
+    for model in MODELS:
+        run = load_run(out / model)
+        x = sequence_inputs(run.config, mnist.test.images[:256])
+        decays = {phase: curves["decay"]["x"] for phase, curves in
+                  run_gradients(run.config, run.model, x, mnist.test.labels[:256]).items()}
+        assert (f"{decays['initial']:.1f} decades for {model} at the start and {decays['trained']:.1f} after "
+                "training") in page
 
 
 def test_answers_row_by_row_are_the_models_own(lab, mnist):

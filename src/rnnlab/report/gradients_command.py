@@ -184,3 +184,23 @@ def save_gradient_plot(names: list[str], results: list[dict], path: Path) -> Pat
     ax.legend(handles=ax.get_legend_handles_labels()[0] + styles, fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def add_gradients_section(page, names: list[str], runs: list[RunResult], test_inputs: list, out: Path) -> None:
+    """report.html's "gradient through time" section: `save_gradient_plot` of every run on its first
+    `DEFAULT_IMAGES` test images (`test_inputs`: per run (x (N, T, D), labels (N,))), and what it shows in words."""
+    inputs = [(x[:DEFAULT_IMAGES], y[:DEFAULT_IMAGES]) for x, y in test_inputs]
+    results = [run_gradients(run.config, run.model, x, y) for run, (x, y) in zip(runs, inputs)]
+    page.heading("How far back the gradient reaches", anchor="gradients")
+    page.paragraph(f"Each curve is the median, over the first {len(inputs[0][1]):,} test images, of how much the loss "
+                   "of the answer (read after the last step) changes with the input of step t: dashed at the weights "
+                   "the run started from, solid after training, on a log scale. A curve that falls steeply towards "
+                   "step 1 is a vanishing gradient, the lab sheet's reason for the LSTM: the first rows then barely "
+                   "change what the model learns.")
+    page.paragraph("From the last step back to the first it falls " + "; ".join(
+        f"{_decades(r['initial']['decay']['x'])} decades for {name} at the start and "
+        f"{_decades(r['trained']['decay']['x'])} after training" for name, r in zip(names, results)) +
+        ". rnnlab gradients writes every number, with each layer's hidden and cell states, to gradients.json.")
+    save_gradient_plot(names, results, out / GRADIENTS_PNG)
+    page.add_figure(GRADIENTS_PNG, "Median ‖∂L/∂x_t‖ against the step t, from the model's own weights unrolled in "
+                    "float64 (as rnnlab gradients computes them).")

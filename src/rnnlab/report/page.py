@@ -162,6 +162,7 @@ def _summary_section(page: Page, names: list[str], runs, scores: dict, out: Path
 def _draw_report(runs, out: Path, data_dir: str | None, log, examples: int, mistakes: int,
                  summary: dict | None = None) -> Path:
     from rnnlab.report import introspect, plots
+    from rnnlab.report.gradients_command import add_gradients_section
     from rnnlab.report.gradnorm import add_grad_norm_section
 
     names = _unique_names(runs)
@@ -192,6 +193,7 @@ def _draw_report(runs, out: Path, data_dir: str | None, log, examples: int, mist
 
     _summary_section(page, names, runs, scores, out, summary)
     add_grad_norm_section(page, names, runs, out)
+    add_gradients_section(page, names, runs, [(inputs_of[n], datasets[keys[n]].test.labels) for n in names], out)
 
     # The sheet's batch
     page.heading("One batch of training images", anchor="batch")
