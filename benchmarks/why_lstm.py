@@ -143,26 +143,44 @@ def _decades(value) -> str:
     return "–" if value is None else f"{value:.1f}" if math.isfinite(value) else "∞ (0 in float64)"
 
 
+GPU_RECIPES = [("why-lstm-784", "the sweep's recipe (2 epochs; 2-layer LSTM and GRU, 1-layer RNN)", ""),
+               ("why-lstm-784-1layer", "one layer each, 5 epochs (the shape of the published 5-epoch anchor below)",
+                "NAME=why-lstm-784-1layer ... --num-layers 1 --epochs 5")]
+
+
 def gpu_point(out: Path) -> list[str]:
-    """The 784-step point: the GPU command, and its figures when its summary is in --out."""
+    """The 784-step point: the GPU command, and its figures for each recipe whose summary is in --out."""
+    from rnnlab.stats import mean_std
+
     lines = ["### 784 steps (pixel MNIST), on a GPU", "",
              "One pixel a step is too long for this CPU (see the 784-step views above). The same recipe at 784 "
              "steps, on a machine with an NVIDIA GPU: `bash scripts/gpu_why_lstm.sh MNIST_DIR`, which runs", "",
              "`rnnlab compare --models rnn,lstm,gru --steps 784 --seeds 0-2 " + " ".join(WHY["settings"]) +
              " --device cuda --jobs 3 --data-dir MNIST_DIR --out runs/results/why-lstm-784`", "",
-             "then `rnnlab summarize` and `rnnlab gradients` (64 images) on seed 0.", ""]
-    path = out / "why-lstm-784-summary" / "summary.json"
-    if not path.is_file():
-        return lines + ["Not measured from this folder: no GPU run's results in it.", ""]
-    from rnnlab.stats import mean_std
-
-    summary = json.loads(path.read_text())
-    lines += ["| model | seeds | test accuracy, mean ± std | seeds' accuracies |", "|---|---:|---:|---|"]
-    lines += [f"| {name} | {row['n']} | {mean_std(row['test_accuracy'], row.get('std'))} | "
-              f"{', '.join(f'{100 * a:.2f}%' for a in row['test_accuracies'])} |" for name, row in summary.items()]
-    source = out / "why-lstm-784-summary" / "machine.txt"
-    machine = source.read_text().strip() if source.is_file() else "a GPU machine"
-    return lines + ["", f"Measured on {machine}.", ""]
+             "then `rnnlab summarize` and `rnnlab gradients` (64 images) on seed 0; options after the two "
+             "arguments go to compare.", ""]
+    for name, what, options in GPU_RECIPES:
+        path = out / f"{name}-summary" / "summary.json"
+        if not path.is_file():
+            lines += [f"{what[0].upper() + what[1:]}: not measured from this folder (no GPU run's results in it).", ""]
+            continue
+        summary = json.loads(path.read_text())
+        machine = (out / f"{name}-summary" / "machine.txt")
+        lines += [f"{what[0].upper() + what[1:]}" + (f" (`{options}`)" if options else "") + ", measured on "
+                  f"{machine.read_text().strip() if machine.is_file() else 'a GPU machine'}:", "",
+                  "| model | seeds | test accuracy, mean ± std | each seed | train time per run |",
+                  "|---|---:|---:|---|---:|"]
+        lines += [f"| {n} | {row['n']} | {mean_std(row['test_accuracy'], row.get('std'))} | "
+                  f"{', '.join(f'{100 * a:.2f}%' for a in row['test_accuracies'])} | {row['train_seconds']:.0f} s |"
+                  for n, row in summary.items()]
+        gradients = out / f"{name}-gradients" / "gradients.json"
+        if gradients.is_file():
+            runs = json.loads(gradients.read_text())["runs"]
+            lines += ["", "Decay from step 784 back to step 1, seed 0, 64 test images (starting → trained weights): " +
+                      "; ".join(f"{r['name']} {_decades(r['initial']['decay']['x'])} → "
+                                f"{_decades(r['trained']['decay']['x'])}" for r in runs) + " decades."]
+        lines.append("")
+    return lines
 
 
 def anchors() -> list[str]:
