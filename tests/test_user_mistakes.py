@@ -169,6 +169,20 @@ def test_resume_refuses_flags_that_contradict_the_run(finished, capsys):
     assert code == 0 and "already complete" in out
 
 
+def test_compare_resume_refuses_other_models(tmp_path, capsys, mnist_dir):
+    """`compare --resume OUT --models ...` trained the comparison's own models and said nothing of --models."""
+    out = tmp_path / "cmp"
+    code, _, err = run(capsys, "compare", "--models", "rnn", "--data-dir", mnist_dir, "--out", out, "--no-report",
+                       *TINY[2:])
+    assert code == 0, err
+    before = sorted(out.rglob("*"))
+    code, _, err = run(capsys, "compare", "--resume", out, "--models", "gru,scratch-lstm", "--no-report")
+    one_line(code, err, f"{out} was started with --models rnn")
+    assert "leave out --models" in err and sorted(out.rglob("*")) == before
+    code, text, err = run(capsys, "compare", "--resume", out, "--models", "rnn", "--no-report")  # agrees: fine
+    assert code == 0 and "1 of 1 runs finished" in text, err
+
+
 def test_numpy_runs_cannot_be_resumed(tmp_path, capsys, mnist_dir):
     run_dir = tmp_path / "n"
     assert run(capsys, "train", "--backend", "numpy", "--model", "lstm", "--hidden-size", "8", "--epochs", "1",

@@ -164,14 +164,16 @@ def _finish(config, run_dir, run_id, model, epochs, dataset, device, log, ctx, l
 def compare(models: list[str] | None, settings: dict | None, out: Path | None, *, resume: bool = False,
             overrides: dict | None = None, seeds: list[int] | None = None, jobs: int | None = None,
             lengths: list[int] | None = None, log: Callable[[str], None] = print, quiet: bool = False) -> dict:
-    """The lab itself: train each model under identical settings, for each seed; write `summary.json`.
+    """The lab itself: train each model (default: rnn, lstm) under identical settings, for each seed; write
+    `summary.json`.
 
     `settings` are Config values shared by every model (a model left without `num_layers` gets the
     sheet's depth); `seeds` (default: the one of `settings`) gives one run folder per model and seed, and
     summary.json their statistics. `jobs` > 1 trains runs in that many processes (default: one per core on
     a CPU). `lengths` (several sequence lengths) makes it a sweep: one run per model, length and seed. With
     `resume=True` the models, settings, seeds and lengths are read from `out` (pass None) and the missing runs
-    are trained or continued; `overrides` must agree with the saved settings.
+    are trained or continued; `overrides`, and `models`, `seeds` or `lengths` if given, must agree with the
+    saved ones.
     """
     return run_comparison(train, models, settings, out, resume=resume, overrides=overrides, seeds=seeds, jobs=jobs,
                           lengths=lengths, log=log, quiet=quiet)
