@@ -28,6 +28,7 @@ from rnnlab.summaries import comparison_runs, finished, read_comparison, summari
 from rnnlab.training.distributed import barrier, init_distributed, launched_by_torchrun, resolve_device
 from rnnlab.training.fit import StopSignals, TrainingInterrupted
 from rnnlab.training.jobs import run_jobs
+from rnnlab.training.logs import require_tensorboard
 from rnnlab.training.machine import available_cores
 
 # docs/benchmarks.md, "compare --jobs": on a 2-core CPU two runs side by side with one thread each finish
@@ -124,6 +125,7 @@ def run_comparison(train: Callable, models: list[str] | None, settings: dict | N
         configs = {(m, t, s): c for s in seeds for t in (lengths or [None]) for m, c in model_configs(
             models, {**settings, "seed": s, **({"steps": t} if t else {})}).items()}
         first = next(iter(configs.values()))
+        require_tensorboard(first.tensorboard)  # once, here, before the folder: not once per run, after it
         ctx = init_distributed(resolve_device(first.device))
         out = Path(out) if out is not None else default_run_dir("compare")
         runs = comparison_runs(out, models, seeds, lengths)

@@ -30,7 +30,7 @@ from rnnlab.training.distributed import (all_gather_objects, barrier, broadcast_
 from rnnlab.training.evaluate import evaluate
 from rnnlab.training.fit import Checkpointing, StopSignals, fit, resume_fit
 from rnnlab.training.flops import matmul_peak_gflops, train_flops_per_sample
-from rnnlab.training.logs import ExperimentLog, tensorboard_dir
+from rnnlab.training.logs import ExperimentLog, require_tensorboard, tensorboard_dir
 from rnnlab.training.machine import check_memory, environment, free_cores_threads, native_bf16
 from rnnlab.training.optim import make_optimizer, make_scheduler
 
@@ -61,6 +61,7 @@ def train(config: Config | None, run_dir: Path | None = None, *, resume: bool = 
         if config.threads:
             torch.set_num_threads(config.threads)
         check_memory(config)
+        require_tensorboard(config.tensorboard)
         if config.precision == "bf16" and not native_bf16(device):
             raise RnnlabError(f"this {device.type.upper()} has no native bf16 (oneDNN finds no AVX-512 BF16 or AMX): "
                               "bf16 would be emulated, many times slower, and the LSTM cannot run; use --precision fp32")
