@@ -60,9 +60,7 @@ class TrainingInterrupted(Exception):
 
     def __init__(self, signum: int, checkpoint: str | None):
         super().__init__(f"interrupted by {signal.Signals(signum).name}")
-        self.signum = signum
-        self.checkpoint = checkpoint
-        self.exit_code = 128 + signum
+        self.signum, self.checkpoint, self.exit_code = signum, checkpoint, 128 + signum
         self.resume_dir: Path | None = None  # what --resume takes, when not the checkpoint's folder (compare)
         self.command: str | None = None  # the command that resumes, when not the CLI's first word ("caption train")
 
