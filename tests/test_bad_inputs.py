@@ -112,6 +112,17 @@ def test_malicious_checkpoint_is_refused_and_never_runs(tmp_path, capsys):
     assert "refused" in err and "arbitrary pickle" in err
 
 
+def test_malicious_checkpoint_refusal_names_the_code_and_the_next_step(tmp_path, capsys):
+    """Before, the line ended on torch's own text cut mid-sentence ("... Re-running `torch.)"), with no next step."""
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "rnnlab-model", "config": {}, "state_dict": Exploit(tmp_path / "pwned")}, evil)
+    code = exit_code(["evaluate", evil])
+    _, err = capsys.readouterr()
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not (tmp_path / "pwned").exists(), err
+    assert f"{os.system.__module__}.system" in err and "PyTorch" not in err and "weights_only" not in err, err
+    assert err.strip().endswith("use a model.pt or checkpoint.pt that rnnlab wrote, or train the run again"), err
+
+
 def test_bad_checkpoints(tmp_path, capsys, trained):
     rnn, gru = trained / "rnn" / "model.pt", trained / "gru" / "model.pt"
     # Another model's weights under this model's config: the shapes do not fit.
