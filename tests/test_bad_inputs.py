@@ -149,6 +149,21 @@ def test_bad_checkpoints(tmp_path, capsys, trained):
         check_one_line_exit_2(capsys, ["evaluate", tmp_path / name], message, tmp_path)
 
 
+@pytest.mark.parametrize("how", ["all", "one"])
+def test_weights_that_are_not_finite_are_refused(how, tmp_path, capsys, trained):
+    """Before, a model.pt whose weights were all NaN evaluated silently (to the accuracy of always answering 0)."""
+    saved = torch.load(trained / "rnn" / "model.pt", weights_only=True)
+    for name, tensor in saved["state_dict"].items():
+        if how == "all":
+            tensor.fill_(float("nan"))
+        elif name.endswith("bias_hh_l0"):
+            tensor[3] = float("inf")
+    torch.save(saved, tmp_path / "model.pt")
+    check_one_line_exit_2(capsys, ["evaluate", tmp_path / "model.pt"], "weights are not all finite", tmp_path)
+    check_one_line_exit_2(capsys, ["predict", tmp_path / "model.pt", tmp_path / "x.png"], "train the run again",
+                          tmp_path)
+
+
 def test_resume_refuses_a_folder_of_another_run(tmp_path, capsys, mnist_dir, trained):
     args = ["--model", "rnn", "--hidden-size", "8", "--epochs", "2", "--quiet", "--train-limit", "256",
             "--test-limit", "100", "--data-dir", mnist_dir]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+import torch
 from torch import nn
 
 from rnnlab.config import Config, flag
@@ -172,8 +173,20 @@ def load_model(path: str | Path) -> tuple[nn.Module, Config]:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: its weights do not fit a {config.model} model of hidden size "
                               f"{config.hidden_size} and {config.num_layers} layers ({first[:200]})") from None
+    check_finite_weights(model, path)
     model.eval()
     return model, config
+
+
+def check_finite_weights(model: nn.Module, path: Path) -> None:
+    """Refuse weights holding NaN or infinity: such a model answers the same class for every input, quietly."""
+    bad = {name: int((~torch.isfinite(t)).sum()) for name, t in model.state_dict().items() if t.is_floating_point()}
+    bad = {name: count for name, count in bad.items() if count}
+    if bad:
+        where = ", ".join(list(bad)[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise CheckpointError(f"{path}: its weights are not all finite ({sum(bad.values()):,} NaN or infinite values, "
+                              f"in {where}); the run diverged or the file was damaged: train the run again, or use "
+                              "an intact copy")
 
 
 def load_run(run_dir: Path) -> RunResult:
