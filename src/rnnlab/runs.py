@@ -18,14 +18,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-import torch
 from torch import nn
 
 from rnnlab.config import Config, flag
 from rnnlab.data import load_data, sequence_inputs
 from rnnlab.errors import CheckpointError, RnnlabError
 from rnnlab.models import new_model
-from rnnlab.training.checkpoint import CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_write_bytes, safe_load
+from rnnlab.training.checkpoint import (CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_write_bytes, check_finite_weights,
+                                       safe_load)
 from rnnlab.training.evaluate import Evaluation, evaluate
 from rnnlab.training.fit import TrainingDiverged
 from rnnlab.training.logs import METRICS_CSV, STEPS_CSV
@@ -173,20 +173,10 @@ def load_model(path: str | Path) -> tuple[nn.Module, Config]:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: its weights do not fit a {config.model} model of hidden size "
                               f"{config.hidden_size} and {config.num_layers} layers ({first[:200]})") from None
-    check_finite_weights(model, path)
+    check_finite_weights(model.state_dict(), path)
     model.eval()
     return model, config
 
-
-def check_finite_weights(model: nn.Module, path: Path) -> None:
-    """Refuse weights holding NaN or infinity: such a model answers the same class for every input, quietly."""
-    bad = {name: int((~torch.isfinite(t)).sum()) for name, t in model.state_dict().items() if t.is_floating_point()}
-    bad = {name: count for name, count in bad.items() if count}
-    if bad:
-        where = ", ".join(list(bad)[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
-        raise CheckpointError(f"{path}: its weights are not all finite ({sum(bad.values()):,} NaN or infinite values, "
-                              f"in {where}); the run diverged or the file was damaged: train the run again, or use "
-                              "an intact copy")
 
 
 def load_run(run_dir: Path) -> RunResult:

@@ -131,6 +131,17 @@ def safe_load(path: str | Path, expected_format: str | tuple[str, ...]) -> dict:
     return obj
 
 
+def check_finite_weights(state: dict, path: Path) -> None:
+    """Refuse weights holding NaN or infinity: such a model answers the same class for every input, quietly."""
+    bad = {name: int((~torch.isfinite(t)).sum()) for name, t in state.items() if t.is_floating_point()}
+    bad = {name: count for name, count in bad.items() if count}
+    if bad:
+        where = ", ".join(list(bad)[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise CheckpointError(f"{path}: its weights are not all finite ({sum(bad.values()):,} NaN or infinite values, "
+                              f"in {where}); the run diverged or the file was damaged: train the run again, or use "
+                              "an intact copy")
+
+
 def _what_it_runs(exc: pickle.UnpicklingError) -> str:
     """What a refused file would have called, from torch's long message ("... GLOBAL posix.system ...")."""
     named = re.search(r"GLOBAL ([\w.]+)", str(exc))
