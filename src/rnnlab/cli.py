@@ -61,7 +61,7 @@ def build_parser() -> Parser:
     add_run_options(p)
 
     p = commands.add_parser("compare", help="the lab: train each model under identical settings, compare them")
-    p.add_argument("--models", default="rnn,lstm",
+    p.add_argument("--models", default=None,
                    help="comma-separated models (default: rnn,lstm; with --resume, the comparison's own)")
     p.add_argument("--out", default=None, help="folder for summary.json and one run folder per model "
                                                 "(default: runs/<time>-compare)")
@@ -160,7 +160,7 @@ def run_compare(args) -> int:
     from rnnlab.experiments import parse_lengths, parse_seeds
     from rnnlab.lab import compare
 
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    models = None if args.models is None else [m.strip() for m in args.models.split(",") if m.strip()]
     plan = {"seeds": parse_seeds(args.seeds) if args.seeds is not None else None, "jobs": args.jobs, "log": log,
             "lengths": parse_lengths(args.lengths) if args.lengths is not None else None, "quiet": args.quiet}
     if args.jobs is not None and args.jobs < 1:
@@ -168,7 +168,7 @@ def run_compare(args) -> int:
     resume, settings = nonempty_path(args.resume, "--resume"), settings_from_args(args)
     if resume is not None and args.out is not None:
         raise RnnlabError("--resume continues the comparison in its own folder; leave out --out")
-    summary = (compare(None, None, resume, resume=True, overrides=settings, **plan) if resume is not None else
+    summary = (compare(models, None, resume, resume=True, overrides=settings, **plan) if resume is not None else
                compare(models, settings, nonempty_path(args.out, "--out"), **plan))
     if not args.no_report and summary:
         use_file_backend()

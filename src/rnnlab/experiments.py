@@ -28,6 +28,7 @@ from rnnlab.summaries import comparison_runs, finished, read_comparison, summari
 from rnnlab.training.distributed import barrier, init_distributed, launched_by_torchrun, resolve_device
 from rnnlab.training.fit import StopSignals, TrainingInterrupted
 from rnnlab.training.jobs import run_jobs
+from rnnlab.training.logs import require_tensorboard
 from rnnlab.training.machine import available_cores
 
 # docs/benchmarks.md, "compare --jobs": on a 2-core CPU two runs side by side with one thread each finish
@@ -36,6 +37,7 @@ from rnnlab.training.machine import available_cores
 PREFER_PROCESSES = True
 
 
+DEFAULT_MODELS = ("rnn", "lstm")  # what `compare` trains when no models are named
 MAX_SEEDS = 1000  # runs per model in one comparison; a typo like 0-99999999 must not expand into memory
 
 
@@ -112,7 +114,8 @@ def run_comparison(train: Callable, models: list[str] | None, settings: dict | N
     (what `compare` does); write summary.json."""
     with StopSignals() as stop:  # from the start: a signal while the folder is set up is caught too
         if resume:
-            models, settings, seeds, lengths = _saved_plan(Path(out), overrides or {}, seeds, lengths)
+            models, settings, seeds, lengths = _saved_plan(Path(out), overrides or {}, models, seeds, lengths)
+        models = list(DEFAULT_MODELS) if models is None else models
         settings = dict(settings or {})
         if seeds is not None and "seed" in settings:
             raise RnnlabError("give --seed or --seeds, not both")
@@ -122,6 +125,7 @@ def run_comparison(train: Callable, models: list[str] | None, settings: dict | N
         configs = {(m, t, s): c for s in seeds for t in (lengths or [None]) for m, c in model_configs(
             models, {**settings, "seed": s, **({"steps": t} if t else {})}).items()}
         first = next(iter(configs.values()))
+        require_tensorboard(first.tensorboard)  # once, here, before the folder: not once per run, after it
         ctx = init_distributed(resolve_device(first.device))
         out = Path(out) if out is not None else default_run_dir("compare")
         runs = comparison_runs(out, models, seeds, lengths)
@@ -192,18 +196,21 @@ def _removed_if_nothing_kept(out: Path, runs: list[Path], fresh: bool):
         raise
 
 
-def _saved_plan(out: Path, overrides: dict, seeds: list[int] | None, lengths: list[int] | None) -> tuple:
-    """--resume: the comparison's own models, settings, seeds and lengths; given seeds or lengths must be its own."""
-    models, settings, saved_seeds, saved_lengths = read_comparison(out)
+def _saved_plan(out: Path, overrides: dict, models: list[str] | None, seeds: list[int] | None,
+                lengths: list[int] | None) -> tuple:
+    """--resume: the comparison's own models, settings, seeds and lengths; given models, seeds or lengths must be
+    its own."""
+    saved_models, settings, saved_seeds, saved_lengths = read_comparison(out)
     for name, value in overrides.items():
         if settings.get(name, getattr(Config, name, None)) != value:
             raise RnnlabError(f"{out} was started with other settings than {flag(name)} {value}: "
                               f"--resume continues a comparison with its own settings; leave out {flag(name)}")
-    for option, given, saved in (("--seeds", seeds, saved_seeds), ("--steps", lengths, saved_lengths)):
+    for option, given, saved in (("--models", models, saved_models), ("--seeds", seeds, saved_seeds),
+                                 ("--steps", lengths, saved_lengths)):
         if given is not None and given != (saved or [settings.get("steps", Config.steps)]):
             raise RnnlabError(f"{out} was started with {option} {','.join(map(str, saved or ['its default']))}: "
                               f"--resume finishes a comparison with its own; leave out {option}")
-    return models, settings, saved_seeds, saved_lengths
+    return saved_models, settings, saved_seeds, saved_lengths
 
 
 def _silent(message: str) -> None:

@@ -24,7 +24,8 @@ from rnnlab.config import Config, flag
 from rnnlab.data import load_data, sequence_inputs
 from rnnlab.errors import CheckpointError, RnnlabError
 from rnnlab.models import new_model
-from rnnlab.training.checkpoint import CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_write_bytes, safe_load
+from rnnlab.training.checkpoint import (CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_write_bytes, check_finite_weights,
+                                       safe_load)
 from rnnlab.training.evaluate import Evaluation, evaluate
 from rnnlab.training.fit import TrainingDiverged
 from rnnlab.training.logs import METRICS_CSV, STEPS_CSV
@@ -172,8 +173,10 @@ def load_model(path: str | Path) -> tuple[nn.Module, Config]:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: its weights do not fit a {config.model} model of hidden size "
                               f"{config.hidden_size} and {config.num_layers} layers ({first[:200]})") from None
+    check_finite_weights(model.state_dict(), path)
     model.eval()
     return model, config
+
 
 
 def load_run(run_dir: Path) -> RunResult:
