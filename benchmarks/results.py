@@ -1,7 +1,7 @@
 """docs/results.md: every figure in it from `rnnlab` commands run here (what `make results` does).
 
     python benchmarks/results.py --data-dir ../shared/data/mnist [--fashion-dir FOLDER] [--steps lab,more,...]
-                                 [--write-only]
+                                 [--write-only] [--splice TITLE]
 
 Steps, each a `rnnlab compare` (or `train`) into its own folder under --out, run one after the other
 (the machine is shared, and each run's time is then its own) with one thread each, and resumed where a
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -275,7 +276,7 @@ def write_doc(args) -> Path:
                   "(see the table above); `make results` runs it.", ""]
     fashion_tuned(lines, out, args)
     lines += views(out, d)
-    lines += why_lstm(out, d, machine)
+    lines += why_lstm(out, d, machine, Path(args.doc).parent / "why-lstm")
     lines += ["## Published anchors", "", "| task | model | reported | source |", "|---|---|---:|---|"]
     lines += [f"| {task} | {model} | {value} | {source} |" for task, model, value, source in ANCHORS] + [""]
     if lab and "lstm" in lab:
@@ -286,8 +287,30 @@ def write_doc(args) -> Path:
                   "seed(s)" if tuned and "lstm" in tuned else "") + ". The 784-step anchors are for the pixel and permuted views, "
                   "whose full recipes need a GPU (above).", ""]
     path = Path(args.doc)
-    path.write_text("\n".join(lines))
+    text = "\n".join(lines)
+    path.write_text(splice(path.read_text(), text, args.splice) if args.splice else text)
     return path
+
+
+def splice(page: str, draft: str, heading: str) -> str:
+    """`page` with its "## " sections whose title starts with `heading` taken from `draft` (replaced, or inserted
+    before the section that follows them in `draft`): one section's figures rewritten where the runs of the
+    others are not in --out (another machine's)."""
+    def sections(text: str) -> list[tuple[str, str]]:
+        parts = re.split(r"(?m)^(?=## )", text)
+        return [(part.split("\n", 1)[0] if part.startswith("## ") else "", part) for part in parts]
+
+    new = sections(draft)
+    wanted = {title: body for title, body in new if title.startswith("## " + heading)}
+    if not wanted:
+        raise SystemExit(f"--splice {heading!r}: no section of the page starts with that title")
+    old = [(title, wanted.pop(title, body)) for title, body in sections(page)]
+    titles = [title for title, _ in new]
+    for title, body in wanted.items():  # not on the page yet: before the section that follows it in the draft
+        after = next((t for t in titles[titles.index(title) + 1:] if t in dict(old)), None)
+        at = [t for t, _ in old].index(after) if after else len(old)
+        old.insert(at, (title, body if body.endswith("\n\n") else body + "\n"))
+    return "".join(body for _, body in old)
 
 
 DATASET_INTRO = {
@@ -393,6 +416,8 @@ def main() -> None:
                         help="which (always in this order)")
     parser.add_argument("--doc", default=str(REPO / "docs" / "results.md"), help="the page to write")
     parser.add_argument("--write-only", action="store_true", help="only write docs/results.md from finished runs")
+    parser.add_argument("--splice", metavar="TITLE", help="write only the sections whose title starts with TITLE into "
+                        "the existing --doc, keeping the others as they are (e.g. 'Why the LSTM')")
     args = parser.parse_args()
     args.fashion_dir = args.fashion_dir or default_fashion_dir()
     started = time.time()

@@ -15,7 +15,6 @@ import math
 import shutil
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
 WHY = {"models": "rnn,lstm,gru", "seeds": "0-2", "lengths": [28, 56, 112, 196],
        "settings": ["--epochs", "2", "--clip-grad", "1", "--forget-bias", "1"]}
 GRADIENT_LENGTHS = (28, 112)
@@ -28,7 +27,6 @@ ANCHORS = [
     ("the adding problem, 100-1000 steps", "LSTM", "solved", "Hochreiter & Schmidhuber 1997, Long Short-Term "
      "Memory, Neural Computation 9(8)"),
 ]
-PICTURES = REPO / "docs" / "why-lstm"
 
 
 def sweep_command(data_dir: str) -> str:
@@ -49,8 +47,9 @@ def run_why(out: Path, data_dir: str, compare, rnnlab) -> None:
             rnnlab("gradients", *runs, "--out", folder / f"gradients-{steps}", log=folder / "gradients.log")
 
 
-def why_lstm(out: Path, data_dir: str, machine) -> list[str]:
-    """The section's lines (`machine`: results.py's description of the CPU and the runs' environment)."""
+def why_lstm(out: Path, data_dir: str, machine, pictures_dir: Path) -> list[str]:
+    """The section's lines (`machine`: results.py's description of the CPU and the runs' environment); its
+    pictures are copied into `pictures_dir` (`why-lstm/` beside the page)."""
     from rnnlab.summaries import find_runs, summarize_runs
 
     folder = out / "why-lstm"
@@ -68,7 +67,7 @@ def why_lstm(out: Path, data_dir: str, machine) -> list[str]:
         return lines + [f"**Not measured yet** ({exc}). Run `make results` (it resumes where it stopped).", ""]
     lines += sweep_table(summary) + [""]
     lines += [machine([Path(r["run_dir"]) for row in summary.values() for r in row["runs"]]), ""]
-    lines += pictures(folder) + decay_table(folder, data_dir) + gpu_point(out) + anchors()
+    lines += pictures(folder, pictures_dir) + decay_table(folder, summary) + gpu_point(out) + anchors()
     return lines
 
 
@@ -94,8 +93,8 @@ def sweep_table(summary: dict) -> list[str]:
                     "3 seeds)."]
 
 
-def pictures(folder: Path) -> list[str]:
-    """The sweep report's two plots and the gradient plots, copied into docs/why-lstm/ and shown."""
+def pictures(folder: Path, into: Path) -> list[str]:
+    """The sweep report's two plots and the gradient plots, copied into `into` and shown."""
     shown = [(folder / "sweep" / "sweep_accuracy.png", "accuracy.png", "Test accuracy against the sequence length "
               "(mean over 3 seeds, 95% CI): from `rnnlab report` on the sweep's folder."),
              (folder / "sweep" / "sweep_decay.png", "decay.png", "How many decades the gradient of the answer "
@@ -106,30 +105,38 @@ def pictures(folder: Path) -> list[str]:
     lines = []
     for source, name, caption in shown:
         if source.is_file():
-            PICTURES.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, PICTURES / name)
-            lines += [f"![{caption}](why-lstm/{name})", "", f"*{caption}*", ""]
+            into.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, into / name)
+            lines += [f"![{caption}]({into.name}/{name})", "", f"*{caption}*", ""]
     return lines
 
 
-def decay_table(folder: Path, data_dir: str) -> list[str]:
-    """Decades of fall at the starting weights per length, with the LSTM's forget bias at 0 and at 1, and after
-    training where `rnnlab gradients` measured seed 0."""
-    from rnnlab.config import Config
-    from rnnlab.report.sweep import decay_at_start
+def decay_table(folder: Path, summary: dict) -> list[str]:
+    """Decades of fall at the starting weights per length (each model's own run settings at seed 0's; the LSTM
+    also with PyTorch's forget bias of 0), and after training where `rnnlab gradients` measured seed 0."""
+    from dataclasses import replace
 
-    columns = [("rnn", 0.0), ("lstm", 0.0), ("lstm", 1.0), ("gru", 0.0)]
+    from rnnlab.report.sweep import by_length, decay_at_start
+    from rnnlab.runs import read_run_config
+
+    columns = [("rnn", None), ("lstm", 0.0), ("lstm", None), ("gru", None)]  # None: the run's own forget bias
     trained = {t: {r["model"]: r["trained"]["decay"]["x"] for r in json.loads(p.read_text())["runs"]}
                for t in GRADIENT_LENGTHS if (p := folder / f"gradients-{t}" / "gradients.json").is_file()}
     datasets: dict = {}
     lines = ["Decay of ‖∂L/∂x_t‖ from the last step back to the first, in decades (log10 of the ratio of medians "
-             "over the first 256 test images, in float64), at the weights seed 0 starts from, and after training "
-             "(seed 0's sweep runs, from `rnnlab gradients`):", "",
+             "over the first 256 test images, in float64), at the weights the first seed's run starts from, and "
+             "after training (seed 0's sweep runs, from `rnnlab gradients`):", "",
              "| steps | rnn | lstm, forget bias 0 (PyTorch's) | lstm, forget bias 1 | gru | after training: rnn / lstm "
              "(bias 1) / gru |", "|---|---:|---:|---:|---:|---:|"]
-    for steps in WHY["lengths"]:
-        cells = [decay_at_start(Config(model=m, forget_bias=b, steps=steps, seed=0, data_dir=data_dir), 256,
-                                datasets, log=lambda _: None) for m, b in columns]
+    for steps, row in by_length(summary).items():
+        cells = []
+        for model, bias in columns:
+            if model not in row:
+                cells.append(None)
+                continue
+            config, _ = read_run_config(Path(row[model]["run_dir"]))
+            config = config if bias is None else replace(config, forget_bias=bias)
+            cells.append(decay_at_start(config, 256, datasets, log=lambda _: None))
         after = trained.get(steps)
         lines.append(f"| {steps} | " + " | ".join(_decades(c) for c in cells) + " | " +
                      (" / ".join(_decades(after.get(m)) for m in ("rnn", "lstm", "gru")) if after else "–") + " |")

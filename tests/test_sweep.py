@@ -117,3 +117,32 @@ def test_one_length_is_a_plain_comparison(tmp_path, mnist_dir):
     ok("compare", "--models", "rnn", "--steps", "56", *SMALL, "--no-report", "--data-dir", mnist_dir, "--out", out)
     assert json.loads((out / "rnn" / "config.json").read_text())["steps"] == 56
     assert "lengths" not in json.loads((out / "comparison.json").read_text())
+
+
+def test_make_results_writes_the_why_section_into_the_page(sweep, tmp_path, mnist_dir):
+    """benchmarks/results.py --splice 'Why the LSTM' writes the sweep's section (its table from summary.json, the
+    decay table, the pictures beside the page) before the published anchors, and leaves every other section."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "runs"
+    shutil.copytree(sweep, out / "why-lstm" / "sweep")
+    page = tmp_path / "docs" / "results.md"
+    page.parent.mkdir()
+    page.write_text("# Results\n\n## The lab on MNIST\n\nkept as it was\n\n## Published anchors\n\nkept too\n")
+    done = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "benchmarks" / "results.py"), "--write-only",
+                           "--splice", "Why the LSTM", "--data-dir", str(mnist_dir), "--out", str(out), "--doc",
+                           str(page), "--fashion-dir", str(tmp_path), "--kmnist-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    text = page.read_text()
+    assert text.startswith("# Results\n\n## The lab on MNIST\n\nkept as it was\n\n## Why the LSTM")
+    assert text.endswith("## Published anchors\n\nkept too\n")
+    why = text.split("## Why the LSTM")[1]
+    summary = json.loads((sweep / "summary.json").read_text())
+    for steps in (28, 56):
+        row = summary[f"lstm (steps {steps})"]
+        assert f"| {steps} × {784 // steps} | " in why and f"{100 * row['test_accuracy']:.2f} ± " in why
+    assert "lstm, forget bias 0 (PyTorch's)" in why and "--steps 28,56,112,196" in why
+    assert (page.parent / "why-lstm" / "accuracy.png").is_file() and "](why-lstm/accuracy.png)" in why
+    assert "not measured from this folder" in why  # no GPU run in this folder
