@@ -792,7 +792,7 @@ function saliencySentence(result, kind) {
     return `A GRU keeps what it read through its update gate z, much as an LSTM's forget gate does. ${here}`;
   }
   return `A plain RNN multiplies the gradient by its recurrent weights at every row, so it fades as it goes ` +
-         `back: mostly the last rows can matter. ${here}`;
+         `back: early rows usually matter less. ${here}`;
 }
 
 async function start() {
