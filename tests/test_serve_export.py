@@ -14,6 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import run
@@ -90,6 +91,29 @@ def test_the_export_reads_a_drawn_seven_from_a_static_server(browser, folder, se
         read_a_seven(browser, server.url + "index.html", seven, phone)
     finally:
         server.stop()
+
+
+def test_an_uploaded_picture_is_read_in_the_browser_as_python_reads_it(browser, folder, mnist, tmp_path):
+    """A photo-like picture (dark ink on white paper, 200×200 PNG) uploaded to the export: the page's 28×28 image
+    is Python's within 1 grey level, and the LSTM's answer is the server's."""
+    from serve_helpers import paper_png
+
+    from rnnlab.report.images import digit_from_bytes
+
+    digit, label = mnist.test.images[1].numpy(), int(mnist.test.labels[1])
+    picture = tmp_path / "digit.png"
+    picture.write_bytes(paper_png(digit))
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page, problems, _ = open_export(context, (folder / "index.html").as_uri(), 2)
+        page.set_input_files("#upload", str(picture))
+        page.wait_for_function("document.body.dataset.state === 'ready'", timeout=60_000)
+        shown = np.array(page.evaluate("state.reading.image"))
+        assert np.abs(shown - digit_from_bytes(picture.read_bytes()).astype(int)).max() <= 1
+        assert page.locator('.model[data-name="lstm"] .answer-digit').inner_text() == str(label)
+    finally:
+        context.close()
+    assert not problems, problems
 
 
 @pytest.mark.parametrize("damage", ["flipped", "truncated", "missing"])
