@@ -145,3 +145,15 @@ def test_a_drawing_becomes_the_image_python_makes(page, mnist, k, offset, scale)
     FIGURES[f"drawing {k} grey levels"] = difference
     assert difference <= 1, f"drawing {k}: {difference} grey levels apart ({(browser != python).sum()} pixels differ)"
     assert python.sum() > 0
+
+
+def test_the_scripts_own_sha256_is_sha256(page):
+    """reader.js's SHA-256, used where the browser offers none (a page on plain http): equal to hashlib's at the
+    padding's edge cases and on a weight-sized input."""
+    import hashlib
+
+    rng = np.random.default_rng(0)
+    for size in (0, 1, 55, 56, 63, 64, 65, 119, 120, 1000, 853_000):
+        data = rng.integers(0, 256, size, dtype=np.uint8)
+        mine = page.evaluate("(bytes) => RnnlabReader.sha256(Uint8Array.from(bytes))", data.tolist())
+        assert mine == hashlib.sha256(data.tobytes()).hexdigest(), size

@@ -344,6 +344,7 @@ function showReading(reading, withGates) {
   document.body.dataset.state = withGates || !wantsGates() ? "ready" : "read";
   document.body.dataset.readings = String(Number(document.body.dataset.readings || 0) + 1);
   drawT();
+  if (!state.firstAnswerAt) state.firstAnswerAt = performance.now();  // for benchmarks/page_in_browser.py
 }
 
 function setT(t, draw = true) {
@@ -645,6 +646,19 @@ function loadScript(src) {  // a page opened from disk may load scripts, not fet
   });
 }
 
+// The browser's own SHA-256 where it offers one (file://, https and loopback are secure contexts), else reader.js's.
+async function sha256(bytes) {
+  if (window.isSecureContext && window.crypto && crypto.subtle) {
+    try {
+      const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+      return Array.from(hash, (b) => b.toString(16).padStart(2, "0")).join("");
+    } catch (error) {
+      // fall through to the script's own
+    }
+  }
+  return RnnlabReader.sha256(bytes);
+}
+
 // One model's weights, checked against the manifest's SHA-256: the model, or the line saying what is wrong.
 async function loadLocalModel(entry) {
   const file = `models/${entry.weights.file}`;
@@ -659,7 +673,7 @@ async function loadLocalModel(entry) {
     return {problem: `${file} is damaged (its weights are not valid base64): ${again}.`};
   }
   delete weightTexts[entry.name];
-  if (decoded.bytes.length !== entry.weights.bytes || RnnlabReader.sha256(decoded.bytes) !== entry.weights.sha256) {
+  if (decoded.bytes.length !== entry.weights.bytes || (await sha256(decoded.bytes)) !== entry.weights.sha256) {
     return {problem: `${file} is damaged: its checksum does not match models/manifest.js; ${again}.`};
   }
   return {model: RnnlabReader.makeModel(entry, decoded.floats)};
@@ -677,6 +691,7 @@ async function startLocal(manifest) {
   state.local = loaded.filter((l) => l.model).map((l) => l.model);
   state.models = state.local.map((m) => m.entry);
   state.problems = loaded.filter((l) => l.problem).map((l) => l.problem);
+  state.modelsReadyAt = performance.now();  // for benchmarks/page_in_browser.py
   return true;
 }
 

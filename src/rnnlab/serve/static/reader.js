@@ -323,7 +323,7 @@
   // ‖∂ log p(answer) / ∂ row‖ for each of the picture's 28 rows (inputs as the model reads them).
   function saliency(model, traces, probabilities, answer) {
     const top = model.layers.length - 1, T = model.T;
-    const dlogits = probabilities.map((p, c) => (c === answer ? 1 : 0) - p);
+    const dlogits = Float64Array.from(probabilities, (p, c) => (c === answer ? 1 : 0) - p);  // one array kind
     let dh = new Array(T).fill(null);
     dh[T - 1] = productT(dlogits, model.W, model.layers[top].H, model.C);
     for (let k = top; k >= 0; k--) dh = layerBackward(model.layers[k], model.kind, traces[k], dh);
