@@ -55,6 +55,15 @@ TIME_PREPROCESSING = """(count) => {
   }
   return times; }"""
 
+TIME_SHA256 = """async ([size, native]) => {
+  const bytes = new Uint8Array(size).map((_, k) => (k * 2654435761) >>> 24), times = [];
+  for (let k = 0; k < 10; k++) {
+    const start = performance.now();
+    if (native) await crypto.subtle.digest("SHA-256", bytes); else RnnlabReader.sha256(bytes);
+    times.push(performance.now() - start);
+  }
+  return times; }"""
+
 # Strokes of a 7 put straight on the pad (no pointer events: what is timed is loading and reading, not a hand).
 SEVEN = "[[{x: 70, y: 70}, {x: 210, y: 70}], [{x: 210, y: 70}, {x: 130, y: 230}]]"
 DRAW_A_SEVEN = f"""() => {{ state.strokes = {SEVEN}; redrawPad(); readNow(true); }}"""
@@ -120,6 +129,9 @@ def time_readings(browser, url: str, digits: list, names: list[str]) -> None:
             print(f"  {name:>6} {label:<19} {stats(times)}   ({len(times)} digits)")
     page.evaluate(DRAW_A_SEVEN)
     print(f"  preprocessing of the 280×280 pad  {stats(page.evaluate(TIME_PREPROCESSING, 50))}   (50 times)")
+    size = max(page.evaluate("state.local.map((m) => m.entry.weights.bytes)"))
+    print(f"  SHA-256 of {size:,} bytes: reader.js's {stats(page.evaluate(TIME_SHA256, [size, False]))}")
+    print(f"  {'':>{len(f'{size:,}') + 17}}crypto.subtle {stats(page.evaluate(TIME_SHA256, [size, True]))}   (10 times)")
     page.close()
 
 

@@ -209,16 +209,60 @@
     return d;
   }
 
+  // Every step's v_t·W at once, for the products outside the recurrence (the input projection, and dx in the
+  // backward pass), as numpy_lstm does: four rows of W are read once for all T steps instead of once a step.
+  function addProductAll(outs, vs, W, K, N) {
+    let r = 0;
+    for (; r + 4 <= K; r += 4) {
+      const o0 = r * N, o1 = o0 + N, o2 = o1 + N, o3 = o2 + N;
+      for (let t = 0; t < vs.length; t++) {
+        const v = vs[t], a = outs[t], s0 = v[r], s1 = v[r + 1], s2 = v[r + 2], s3 = v[r + 3];
+        for (let j = 0; j < N; j++) a[j] += s0 * W[o0 + j] + s1 * W[o1 + j] + s2 * W[o2 + j] + s3 * W[o3 + j];
+      }
+    }
+    for (; r < K; r++) {
+      for (let t = 0; t < vs.length; t++) {
+        const s = vs[t][r], a = outs[t], o = r * N;
+        for (let j = 0; j < N; j++) a[j] += s * W[o + j];
+      }
+    }
+  }
+
+  function productTAll(gs, W, K, N) {  // productT of every step's g, four rows of W at a time for all steps
+    const ds = gs.map(() => new Float64Array(K));
+    let r = 0;
+    for (; r + 4 <= K; r += 4) {
+      const o0 = r * N, o1 = o0 + N, o2 = o1 + N, o3 = o2 + N;
+      for (let t = 0; t < gs.length; t++) {
+        const g = gs[t], d = ds[t];
+        let t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+        for (let j = 0; j < N; j++) {
+          const gj = g[j];
+          t0 += W[o0 + j] * gj; t1 += W[o1 + j] * gj; t2 += W[o2 + j] * gj; t3 += W[o3 + j] * gj;
+        }
+        d[r] = t0; d[r + 1] = t1; d[r + 2] = t2; d[r + 3] = t3;
+      }
+    }
+    for (; r < K; r++) {
+      for (let t = 0; t < gs.length; t++) {
+        let sum = 0;
+        for (let j = 0; j < N; j++) sum += W[r * N + j] * gs[t][j];
+        ds[t][r] = sum;
+      }
+    }
+    return ds;
+  }
+
   const sigmoid = (v) => 1 / (1 + Math.exp(-v));
 
   // One layer over the sequence xs (T arrays of D): every step's h, and what the backward pass needs.
   function layerForward(layer, kind, xs) {
     const {H, G, D} = layer, GH = G * H;
     let h = new Float64Array(H), c = new Float64Array(H);
-    const steps = [];
-    for (const x of xs) {
-      const ax = Float64Array.from(layer.bx), ah = Float64Array.from(layer.bh);
-      addProduct(ax, x, layer.Wx, D, GH);
+    const steps = [], axs = xs.map(() => Float64Array.from(layer.bx));
+    addProductAll(axs, xs, layer.Wx, D, GH);  // x_t Wx + bx for every step, before the loop
+    for (let t = 0; t < xs.length; t++) {
+      const x = xs[t], ax = axs[t], ah = Float64Array.from(layer.bh);
       addProduct(ah, h, layer.Wh, H, GH);
       const prev = h, next = new Float64Array(H), step = {x, prev};
       if (kind === "rnn") {
@@ -278,7 +322,7 @@
   function layerBackward(layer, kind, steps, dh) {
     const {H, G, D} = layer, GH = G * H;
     let dnextH = new Float64Array(H), dnextC = new Float64Array(H);
-    const dxs = new Array(steps.length);
+    const daxs = new Array(steps.length);
     for (let t = steps.length - 1; t >= 0; t--) {
       const s = steps[t], d = Float64Array.from(dnextH);
       if (dh[t]) for (let j = 0; j < H; j++) d[j] += dh[t][j];
@@ -301,9 +345,9 @@
       }
       dnextH = productT(dah, layer.Wh, H, GH);
       for (let j = 0; j < H; j++) dnextH[j] += direct[j];
-      dxs[t] = productT(dax, layer.Wx, D, GH);
+      daxs[t] = dax;
     }
-    return dxs;
+    return productTAll(daxs, layer.Wx, D, GH);  // dx_t = da_t Wxᵀ for every step, after the loop
   }
 
   function lstmCellBackward(s, dh, dnextC, da, H) {  // numpy_lstm.lstm_cell_backward
