@@ -209,7 +209,21 @@ def test_export_mistakes_are_one_line_and_leave_nothing_half_written(capsys, lab
     assert not fresh.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["busy", "odd", "page.html"], "no temporary folder left"
 
+    holding_the_run = lab["lstm"].parent  # --force never replaces a folder holding a run it exports (or the cwd)
+    before = listing(holding_the_run)
+    code, out, err = run(capsys, "serve", lab["lstm"], "--export", holding_the_run, "--force")
+    assert code == 2 and err.count("\n") == 1 and "would delete" in err, err
+    assert listing(holding_the_run) == before
+
     code, out, err = run(capsys, "serve", lab["lstm"], "--export", busy, "--force")
     assert code == 0, err
     assert "notes.txt" not in listing(busy) and "models/lstm.js" in listing(busy)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["busy", "odd", "page.html"]
+
+
+def test_weight_file_names_are_safe_and_unique(tmp_path):
+    from rnnlab.serve.export import file_names
+
+    models = [lab_shaped("rnn", tmp_path), lab_shaped("rnn", tmp_path), lab_shaped("lstm", tmp_path)]
+    models[0].name, models[1].name, models[2].name = "my run/1", "my-run-1", "../lstm"
+    assert file_names(models) == ["my-run-1.js", "my-run-1-2.js", "lstm.js"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -81,7 +82,16 @@ def check_computable(served: ServedModel) -> None:
                           "runs of --model rnn, gru, lstm or scratch-lstm (see rnnlab train --help)")
 
 
-def model_entry(served: ServedModel) -> tuple[dict, bytes]:
+def file_names(models: list[ServedModel]) -> list[str]:
+    """A weight file name per model: its name made safe for a URL and a file system, unique."""
+    names = []
+    for k, served in enumerate(models):
+        name = re.sub(r"[^A-Za-z0-9_-]+", "-", served.name).strip("-") or "model"
+        names.append(f"{name}-{k + 1}.js" if f"{name}.js" in names else f"{name}.js")
+    return names
+
+
+def model_entry(served: ServedModel, file: str) -> tuple[dict, bytes]:
     """The manifest's entry for one model and its weight bytes (float32, little-endian, tensors one after another)."""
     tensors = weight_tensors(served)
     layout, offset = [], 0
@@ -93,7 +103,7 @@ def model_entry(served: ServedModel) -> tuple[dict, bytes]:
     info["run_dir"] = served.run_dir.name  # a published page names the run, not a path on this machine
     info.update(input_size=int(tensors[0][1].shape[0]), steps_per_row=served.steps_per_row,
                 permutation=view_permutation(served.config.seed).tolist() if served.config.view == "permuted" else None,
-                weights={"file": f"{served.name}.js", "dtype": "float32", "byte_order": "little", "bytes": len(data),
+                weights={"file": file, "dtype": "float32", "byte_order": "little", "bytes": len(data),
                          "sha256": hashlib.sha256(data).hexdigest(), "tensors": layout})
     return info, data
 
@@ -103,11 +113,11 @@ def export_page(models: list[ServedModel]) -> dict[str, bytes]:
     for served in models:
         check_computable(served)
     entries, files = [], {}
-    for served in models:
-        entry, data = model_entry(served)
+    for served, file in zip(models, file_names(models)):
+        entry, data = model_entry(served, file)
         entries.append(entry)
         encoded = base64.b64encode(data).decode("ascii")
-        files[f"models/{served.name}.js"] = f'rnnlabWeights({json.dumps(served.name)}, "{encoded}");\n'.encode()
+        files[f"models/{file}"] = f'rnnlabWeights({json.dumps(served.name)}, "{encoded}");\n'.encode()
     manifest = {"format": FORMAT, "models": entries}
     text = json.dumps(manifest, separators=(",", ":"))
     files["models/manifest.json"] = (text + "\n").encode()
@@ -128,19 +138,25 @@ def exported_index() -> str:
     return page.replace("/static/", "")
 
 
-def check_target(out: Path, force: bool) -> None:
-    """Refuse (one line) a file as DIR, or a folder that is not empty unless `force`."""
+def check_target(out: Path, force: bool, runs: list[Path] = ()) -> None:
+    """Refuse (one line) a file as DIR, a folder that is not empty unless `force`, and (even with `force`) a folder
+    holding the current folder or a run being exported: replacing it would delete them."""
     if out.exists() and not out.is_dir():
         raise RnnlabError(f"--export {out}: is a file; give a folder for the page (a new one, or an empty one)")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise RnnlabError(f"--export {out}: the folder is not empty; give a new folder, or add --force to replace "
                           "its contents")
+    if out.is_dir():
+        inside = [p for p in (Path.cwd(), *runs) if p.resolve().is_relative_to(out.resolve())]
+        if inside:
+            raise RnnlabError(f"--export {out}: the folder holds {inside[0]}, which replacing it would delete; give "
+                              "a folder of its own for the page")
 
 
 def write_export(models: list[ServedModel], out: Path, *, force: bool = False) -> dict[str, bytes]:
     """Write the export into `out` as a whole (a temporary folder beside it, renamed into place)."""
     out = Path(out)
-    check_target(out, force)
+    check_target(out, force, [m.run_dir for m in models])
     files = export_page(models)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
