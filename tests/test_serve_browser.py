@@ -111,6 +111,8 @@ def test_draw_a_seven_and_watch_the_models_read_it(browser, server, seven):
                         return new Set(Array.from(d.filter((_, k) => k % 4 === 0))).size; })""")
         assert min(spread) > 10, f"heatmaps without content: {spread}"
         assert page.locator('.model[data-name="rnn"] .gates').is_hidden(), "an RNN has no gates to show"
+        for name in ("rnn", "lstm"):  # the rows that mattered, from /api/read?saliency=1
+            assert page.locator(f'.model[data-name="{name}"] .saliency-bars rect[data-row]').count() == 28
 
         # Play walks t = 1..28, every view following it
         page.evaluate("""() => { window.seenT = [];

@@ -106,14 +106,14 @@ def build_parser() -> Parser:
     p = commands.add_parser("predict", help="classify images of handwritten digits (PNG/JPEG)")
     p.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--explain", metavar="OUT_PNG", default=None,
-                   help="also write the row-by-row picture (one image only)")
+    p.add_argument("--explain", metavar="OUT_PNG", help="also write the row-by-row picture (one image only)")
 
     p = commands.add_parser("serve", help="the web page: draw a digit and watch the models read it row by row")
-    p.add_argument("runs", nargs="*", metavar="RUN_DIR_OR_CHECKPOINT",
-                   help="models to serve (default: the newest finished runs under runs/)")
+    p.add_argument("runs", nargs="*", metavar="RUN_DIR_OR_CHECKPOINT", help="models (default: the newest under runs/)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--export", metavar="DIR", help="no server: write the page, reading digits in the browser, to DIR")
+    p.add_argument("--force", action="store_true", help="with --export: replace a folder that is not empty")
 
     from rnnlab.exercise.cli import add_exercise_commands  # argparse only
     add_exercise_commands(commands, Parser)
@@ -239,7 +239,7 @@ def run_predict(args) -> int:
 def run_serve(args) -> int:
     from rnnlab.serve import serve_command
 
-    return serve_command(args.runs, host=args.host, port=args.port, log=log)
+    return serve_command(args.runs, host=args.host, port=args.port, log=log, export=args.export, force=args.force)
 
 
 def run_exercise(args) -> int:

@@ -168,6 +168,7 @@ def _summary_section(page: Page, names: list[str], runs, scores: dict, out: Path
 def _draw_report(runs, out: Path, data_dir: str | None, log, examples: int, mistakes: int,
                  summary: dict | None = None) -> Path:
     from rnnlab.report import introspect, plots
+    from rnnlab.report.drawpad import add_draw_pad_section
     from rnnlab.report.gradients_command import add_gradients_section
     from rnnlab.report.gradnorm import add_grad_norm_section
 
@@ -288,4 +289,5 @@ def _draw_report(runs, out: Path, data_dir: str | None, log, examples: int, mist
         verdict = ("reproduces" if error <= 1e-5 else "does NOT reproduce")
         page.add_figure(file_name, f"{name}: recomputing c and h from these gates {verdict} the model's own "
                         f"output (largest difference {error:.1e}).")
+    add_draw_pad_section(page, names, runs, out)
     return page.write(out / REPORT)

@@ -5,7 +5,8 @@
     POST /api/read       a picture (multipart field `file`, or a raw image/png or image/jpeg body) or JSON
                          {"pixels": 28×28 numbers 0–255} → the 28×28 image the models read and each model's
                          probabilities after every row; `?gates=1` adds the LSTMs' gates; `?model=NAME`
-                         (repeatable) reads with those models only
+                         (repeatable) reads with those models only; `?saliency=1` adds, per model, which rows
+                         mattered: ‖∂ log p(answer) / ∂ row r‖ for r = 1..28, from torch autograd
     GET  /healthz        {"status": "ok"}
 
 Why it is shaped like this:
@@ -71,7 +72,8 @@ class Inference:
         self.models = BatchReader(max_batch)
         self.under_way = 0
 
-    async def read(self, to_digit: Callable[[], np.ndarray], models: list[ServedModel], gates: bool) -> bytes:
+    async def read(self, to_digit: Callable[[], np.ndarray], models: list[ServedModel], gates: bool,
+                   saliency: bool = False) -> bytes:
         """The JSON answer of one reading: `to_digit()` (decoding, in a worker) then the models (batched)."""
         if self.under_way >= self.capacity:
             raise ApiError(503, f"the server is busy ({self.under_way} readings under way); try again in a moment")
@@ -79,7 +81,7 @@ class Inference:
         try:
             loop = asyncio.get_running_loop()
             digit = await loop.run_in_executor(self.decoders, to_digit)
-            result = await asyncio.wrap_future(self.models.submit(digit, models, gates))
+            result = await asyncio.wrap_future(self.models.submit(digit, models, gates, saliency))
             if gates:  # ~36,000 numbers: ~2 ms of JSON writing, kept off the event loop
                 return await loop.run_in_executor(self.decoders, to_json, result)
             return to_json(result)
@@ -132,14 +134,16 @@ def create_app(models: list[ServedModel], *, workers: int = 2, max_waiting: int 
               responses={200: {"model": schema.Reading}, **schema.ERRORS}, openapi_extra=schema.READ_BODY)
     async def read(request: Request,
                    gates: bool = Query(False, description="add the LSTMs' gates i, f, o, g, c per layer (T×H each)"),
-                   model: list[str] | None = Query(None, description="read with this model only (repeatable)")
+                   model: list[str] | None = Query(None, description="read with this model only (repeatable)"),
+                   saliency: bool = Query(False, description="add which rows mattered: ‖∂ log p(answer) / ∂ row‖ "
+                                                             "for the 28 rows, from torch autograd")
                    ) -> Response:
         chosen = _choose(by_name, model)
         body = await _read_body(request, max_body)
         to_digit = await _digit_source(request, body)
         # Written by hand rather than through a response model: validating ~36,000 gate values would cost
         # more than computing them. The schema above documents the same shape.
-        return Response(await inference.read(to_digit, chosen, gates), media_type="application/json")
+        return Response(await inference.read(to_digit, chosen, gates, saliency), media_type="application/json")
 
     return app
 

@@ -30,6 +30,7 @@ class Job:
     digit: np.ndarray
     models: list[ServedModel]
     gates: bool
+    saliency: bool = False
     future: Future = field(default_factory=Future)
 
 
@@ -43,8 +44,9 @@ class BatchReader:
         self.thread = threading.Thread(target=self._run, name="rnnlab-models", daemon=True)
         self.thread.start()
 
-    def submit(self, digit: np.ndarray, models: list[ServedModel], gates: bool = False) -> Future:
-        job = Job(digit, models, gates)
+    def submit(self, digit: np.ndarray, models: list[ServedModel], gates: bool = False,
+               saliency: bool = False) -> Future:
+        job = Job(digit, models, gates, saliency)
         self.jobs.put(job)
         return job.future
 
@@ -80,7 +82,8 @@ class BatchReader:
             for model in models:
                 users = [k for k, job in enumerate(batch) if any(m is model for m in job.models)]
                 digits = np.stack([batch[k].digit for k in users])
-                for k, reading in zip(users, read_digits(model, digits, [batch[k].gates for k in users])):
+                for k, reading in zip(users, read_digits(model, digits, [batch[k].gates for k in users],
+                                                          [batch[k].saliency for k in users])):
                     readings[k][model.name] = reading
             self.batches += 1
             self.digits += len(batch)

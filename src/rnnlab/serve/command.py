@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from pathlib import Path
 from typing import Callable
 
 from rnnlab.errors import RnnlabError
@@ -59,13 +60,22 @@ def tune_for_serving() -> None:
 
 
 def serve_command(runs: list[str], host: str = "127.0.0.1", port: int = 8000,
-                  log: Callable[[str], None] = print) -> int:
-    """Load the models, take the port, and serve until Ctrl-C (or SIGTERM). Returns the exit code (0)."""
+                  log: Callable[[str], None] = print, export: str | None = None, force: bool = False) -> int:
+    """Load the models, take the port, and serve until Ctrl-C (or SIGTERM). Returns the exit code (0).
+
+    With `export`: no server; the page and the models' weights are written as a static folder (export.py)."""
     import uvicorn
 
     from rnnlab.serve.app import create_app
     from rnnlab.serve.catalog import resolve
 
+    if export is not None:
+        from rnnlab.serve.export import check_target, export_command
+
+        if not export.strip():
+            raise RnnlabError("--export is empty: give a folder for the page")
+        check_target(Path(export), force)  # before loading anything: a wrong folder is said at once
+        return export_command(resolve(runs, log), export, force, log)
     models = resolve(runs, log)
     sock = listen(host, port)
     try:

@@ -49,6 +49,8 @@ class ModelReading(BaseModel):
     steps: int
     gates: list[dict[str, list[list[float]]]] | None = Field(
         description="null, or with ?gates=1 for an LSTM one object per layer with i, f, o, g, c, each T × H")
+    saliency: list[float] | None = Field(
+        description="null, or with ?saliency=1 the 28 row norms of ∂ log p(answer) / ∂ the inputs (torch autograd)")
 
 
 class Reading(BaseModel):

@@ -1,9 +1,12 @@
 // rnnlab serve: the page's script. Plain JavaScript, no library, no build step, no network but this server.
 //
 // Flow: pointer strokes on #pad → (debounced) the pad as a PNG → POST /api/read → each model's reading is
-// drawn; when the drawing settles the page asks again with ?gates=1 for the LSTMs' gates. The slider `t`
-// (1..28) picks how many rows have been read; every view (row highlight, bars, chart marker, heatmap
-// markers) follows it.
+// drawn; when the drawing settles the page asks again with ?gates=1&saliency=1 for the LSTMs' gates and the
+// rows that mattered. The slider `t` (1..28) picks how many rows have been read; every view (row highlight,
+// bars, chart marker, heatmap markers) follows it.
+//
+// With the models' weights in the page (`rnnlab serve --export DIR`: window.RNNLAB_EXPORT, from
+// models/manifest.js) there is no server: reader.js reads the pad in the browser, gates and saliency included.
 "use strict";
 
 const ROWS = 28;
@@ -29,6 +32,8 @@ const state = {
   readTimer: null,
   settleTimer: null,
   controller: null,    // aborts a superseded reading still in flight
+  local: null,         // in-browser models (reader.js) when the weights are in the page; null: ask the server
+  uploadGray: null,    // an uploaded picture's luminance, for the in-browser reading
 };
 
 const $ = (selector, root = document) => root.querySelector(selector);
@@ -143,6 +148,7 @@ $("#upload").addEventListener("change", async (event) => {
     // The browser cannot show it; the server will say whether it can read it.
   }
   $("#clear").disabled = false;
+  if (state.local) state.uploadGray = await pictureLuminance(file);
   readNow(true);
 });
 
@@ -157,8 +163,8 @@ function afterEdit() {
 
 // ---- asking the server -----------------------------------------------------------------------------
 
-function wantsGates() {
-  return state.models.some((m) => m.lstm);
+function wantsGates() {  // the settled reading adds the LSTMs' gates and every model's saliency
+  return state.models.length > 0 && !state.local;
 }
 
 function scheduleRead() {
@@ -249,6 +255,10 @@ async function readNow(gates) {
   clearTimeout(state.readTimer);
   const strokes = state.strokes.length + (state.drawing ? 1 : 0);
   if (strokes === 0 && !state.upload) return;
+  if (state.local) {
+    readLocally(strokes);
+    return;
+  }
   state.lastReadAt = performance.now();
   const id = ++state.sent;
   if (state.controller) state.controller.abort();
@@ -265,7 +275,7 @@ async function readNow(gates) {
   document.body.dataset.state = "reading";
   let response, answer;
   try {
-    response = await fetch(`/api/read${gates ? "?gates=1" : ""}`, {method: "POST", body, headers, signal: controller.signal});
+    response = await fetch(`/api/read${gates ? "?gates=1&saliency=1" : ""}`, {method: "POST", body, headers, signal: controller.signal});
     answer = await response.json();
   } catch (error) {
     if (error.name !== "AbortError" && id > state.shown) showStatus(`The server did not answer (${error.message}).`, true);
@@ -327,12 +337,14 @@ function showReading(reading, withGates) {
     drawCurves(card, result);
     if (result.gates) drawGates(card, result);
     else if (!withGates) card.classList.add("gates-stale");
+    if (result.saliency) drawSaliency(card, result);
   }
   const names = reading.models.map((r) => `${r.name} says ${r.label}`).join(", ");
-  showStatus(`${names}.${withGates || !wantsGates() ? "" : " (gates follow when you stop drawing)"}`);
+  showStatus(`${names}.${withGates || !wantsGates() ? "" : " (gates and the rows that mattered follow when you stop drawing)"}`);
   document.body.dataset.state = withGates || !wantsGates() ? "ready" : "read";
   document.body.dataset.readings = String(Number(document.body.dataset.readings || 0) + 1);
   drawT();
+  if (!state.firstAnswerAt) state.firstAnswerAt = performance.now();  // for benchmarks/page_in_browser.py
 }
 
 function setT(t, draw = true) {
@@ -358,6 +370,8 @@ function drawT() {
       marker.setAttribute("x1", x);
       marker.setAttribute("x2", x);
     }
+    const rowMarker = $(".saliency-marker", card);
+    if (rowMarker) rowMarker.setAttribute("x", String(saliencyX(state.t - 1) - 1));
     for (const heat of card.querySelectorAll(".heat-marker")) {
       const steps = Number(heat.dataset.steps);
       heat.style.left = `${(100 * (state.t * steps / ROWS - 0.5)) / steps}%`;
@@ -589,19 +603,25 @@ function makeCard(model) {
   }));
   if (model.lstm) {
     $(".gates", card).hidden = false;
-    $(".layers", card).textContent = "Draw a digit: its gates appear when you stop drawing.";
+    $(".layers", card).textContent = gatesHint();
   }
   return card;
 }
 
+function gatesHint() {
+  return state.local ? "Draw a digit: its gates appear here." : "Draw a digit: its gates appear when you stop drawing.";
+}
+
 function resetCard(card) {
+  $(".saliency", card).hidden = true;
+  $(".saliency-bars", card).replaceChildren();
   $(".answer-digit", card).textContent = "–";
   delete card.dataset.answer;
   $(".top3", card).replaceChildren();
   for (const bar of card.querySelectorAll(".bar span")) bar.style.width = "0";
   for (const value of card.querySelectorAll(".value")) value.textContent = "–";
   $(".curves", card).replaceChildren();
-  if (card.dataset.lstm === "1") $(".layers", card).textContent = "Draw a digit: its gates appear when you stop drawing.";
+  if (card.dataset.lstm === "1") $(".layers", card).textContent = gatesHint();
 }
 
 // ---- the explanation -------------------------------------------------------------------------------
@@ -611,18 +631,206 @@ function resetCard(card) {
 if (matchMedia("(min-width: 901px)").matches) $("#about").open = true;
 $("#about-link").addEventListener("click", () => { $("#about").open = true; });
 
+// ---- reading in the browser (an export: the weights are in the page) ----------------------------------
+
+const weightTexts = {};
+window.rnnlabWeights = (name, text) => { weightTexts[name] = text; };  // what each models/<name>.js calls
+
+function loadScript(src) {  // a page opened from disk may load scripts, not fetch files
+  return new Promise((resolve) => {
+    const script = document.createElement("script");
+    script.src = src;
+    script.onload = () => resolve(true);
+    script.onerror = () => resolve(false);
+    document.head.append(script);
+  });
+}
+
+// The browser's own SHA-256 where it offers one (file://, https and loopback are secure contexts), else reader.js's.
+async function sha256(bytes) {
+  if (window.isSecureContext && window.crypto && crypto.subtle) {
+    try {
+      const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+      return Array.from(hash, (b) => b.toString(16).padStart(2, "0")).join("");
+    } catch (error) {
+      // fall through to the script's own
+    }
+  }
+  return RnnlabReader.sha256(bytes);
+}
+
+// One model's weights, checked against the manifest's SHA-256: the model, or the line saying what is wrong.
+async function loadLocalModel(entry) {
+  const file = `models/${entry.weights.file}`;
+  const again = "export the folder again (rnnlab serve RUN... --export DIR) or download it again";
+  if (!(await loadScript(file)) || typeof weightTexts[entry.name] !== "string") {
+    return {problem: `${file} is missing or damaged (it does not load as a weight file): ${again}.`};
+  }
+  let decoded;
+  try {
+    decoded = RnnlabReader.decodeWeights(weightTexts[entry.name]);
+  } catch (error) {
+    return {problem: `${file} is damaged (its weights are not valid base64): ${again}.`};
+  }
+  delete weightTexts[entry.name];
+  if (decoded.bytes.length !== entry.weights.bytes || (await sha256(decoded.bytes)) !== entry.weights.sha256) {
+    return {problem: `${file} is damaged: its checksum does not match models/manifest.js; ${again}.`};
+  }
+  return {model: RnnlabReader.makeModel(entry, decoded.floats)};
+}
+
+async function startLocal(manifest) {
+  $("#api-note").hidden = true;
+  $("#local-note").hidden = false;
+  if (manifest.format !== 1 || !Array.isArray(manifest.models)) {
+    showStatus("models/manifest.js was written by another rnnlab version: export the folder again.", true);
+    document.body.dataset.state = "damaged";
+    return false;
+  }
+  const loaded = await Promise.all(manifest.models.map(loadLocalModel));
+  state.local = loaded.filter((l) => l.model).map((l) => l.model);
+  state.models = state.local.map((m) => m.entry);
+  state.problems = loaded.filter((l) => l.problem).map((l) => l.problem);
+  state.modelsReadyAt = performance.now();  // for benchmarks/page_in_browser.py
+  return true;
+}
+
+function padImage() {  // the pad as the models read it (28×28), or null when no digit is found
+  if (state.upload && state.uploadGray && state.strokes.length + (state.drawing ? 1 : 0) === 0) {
+    const {gray, width, height} = state.uploadGray;
+    return RnnlabReader.toMnist(gray, width, height);
+  }
+  const {data, width, height} = padContext.getImageData(0, 0, pad.width, pad.height);
+  const gray = new Float64Array(width * height);
+  for (let k = 0; k < gray.length; k++) gray[k] = data[4 * k] / 255;  // white ink on black: R = G = B = gray
+  return RnnlabReader.toMnist(gray, width, height);
+}
+
+async function pictureLuminance(file) {  // luminance in [0, 1] as rnnlab.report.images reads a picture
+  try {
+    const bitmap = await createImageBitmap(file, {imageOrientation: "from-image"});
+    const canvas = document.createElement("canvas");
+    canvas.width = bitmap.width;
+    canvas.height = bitmap.height;
+    const context = canvas.getContext("2d");
+    context.drawImage(bitmap, 0, 0);
+    const {data, width, height} = context.getImageData(0, 0, canvas.width, canvas.height);
+    const gray = new Float64Array(width * height), alpha = new Float64Array(width * height);
+    let opaque = true, drawn = 0, weight = 0;
+    for (let k = 0; k < gray.length; k++) {
+      const [r, g, b, a] = [data[4 * k], data[4 * k + 1], data[4 * k + 2], data[4 * k + 3]];
+      gray[k] = ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16) / 255;  // PIL's L
+      alpha[k] = a / 255;
+      if (a < 255) opaque = false;
+      drawn += gray[k] * alpha[k];
+      weight += alpha[k];
+    }
+    if (!opaque) {  // transparent: over a background opposite to the drawn pixels (images._composite)
+      const background = weight > 0 && drawn / weight < 0.5 ? 1 : 0;
+      for (let k = 0; k < gray.length; k++) gray[k] = gray[k] * alpha[k] + background * (1 - alpha[k]);
+    }
+    return {gray, width, height};
+  } catch (error) {
+    return null;
+  }
+}
+
+function readLocally(strokes) {
+  const id = ++state.sent;
+  state.shown = id;
+  state.lastReadAt = performance.now();
+  if (state.upload && strokes === 0 && !state.uploadGray) {
+    showStatus("This browser cannot read that picture: save it as PNG and try again.", true);
+    document.body.dataset.state = "refused";
+    return;
+  }
+  const image = padImage();
+  if (!image) {
+    showStatus("No digit found (the picture is blank or has no contrast): draw one digit.", true);
+    document.body.dataset.state = "refused";
+    return;
+  }
+  const started = performance.now();
+  const models = state.local.map((model) => RnnlabReader.read(model, image, {gates: true, saliency: true}));
+  const rows = Array.from({length: ROWS}, (_, r) => Array.from(image.subarray(r * ROWS, (r + 1) * ROWS)));
+  state.lastReadMs = performance.now() - started;
+  showReading({image: rows, models}, true);
+}
+
+// ---- which rows mattered ---------------------------------------------------------------------------
+
+const SALIENCY = {left: 2, right: 298, top: 4, bottom: 66};
+function saliencyX(row) {
+  return SALIENCY.left + (SALIENCY.right - SALIENCY.left) * (row + 0.5) / ROWS;
+}
+
+function drawSaliency(card, result) {
+  const box = $(".saliency", card);
+  box.hidden = false;
+  const values = result.saliency, top = Math.max(1e-12, ...values);
+  const ns = "http://www.w3.org/2000/svg", width = (SALIENCY.right - SALIENCY.left) / ROWS, parts = [];
+  values.forEach((v, row) => {
+    const bar = document.createElementNS(ns, "rect");
+    const height = (SALIENCY.bottom - SALIENCY.top) * v / top;
+    bar.setAttribute("x", (saliencyX(row) - width * 0.4).toFixed(2));
+    bar.setAttribute("width", (width * 0.8).toFixed(2));
+    bar.setAttribute("y", (SALIENCY.bottom - height).toFixed(2));
+    bar.setAttribute("height", Math.max(0.5, height).toFixed(2));
+    bar.dataset.row = String(row + 1);
+    const title = document.createElementNS(ns, "title");
+    title.textContent = `row ${row + 1}: ${v.toPrecision(3)}`;
+    bar.append(title);
+    parts.push(bar);
+  });
+  const marker = document.createElementNS(ns, "rect");
+  marker.classList.add("saliency-marker");
+  marker.setAttribute("y", "0");
+  marker.setAttribute("width", "2");
+  marker.setAttribute("height", "70");
+  marker.setAttribute("x", String(saliencyX(state.t - 1) - 1));
+  parts.push(marker);
+  $(".saliency-bars", box).replaceChildren(...parts);
+  $(".saliency-note", box).textContent = saliencySentence(result, card.dataset.kind);
+}
+
+function saliencySentence(result, kind) {
+  const values = result.saliency, total = values.reduce((a, b) => a + b, 0) || 1;
+  const topHalf = values.slice(0, ROWS / 2).reduce((a, b) => a + b, 0) / total;
+  const most = values.map((v, r) => r).sort((a, b) => values[b] - values[a]).slice(0, 3).map((r) => r + 1);
+  const here = `Here rows 1–14 carry ${Math.round(100 * topHalf)}% of it; the rows that mattered most for ` +
+               `“${result.label}” are ${most.join(", ")}.`;
+  if (kind === "lstm" || kind === "scratch-lstm") {
+    return `An LSTM can carry early rows to its answer in its cell state (a forget gate f near 1 keeps them), ` +
+           `so rows far above the last can still matter. ${here}`;
+  }
+  if (kind === "gru") {
+    return `A GRU keeps what it read through its update gate z, much as an LSTM's forget gate does. ${here}`;
+  }
+  return `A plain RNN multiplies the gradient by its recurrent weights at every row, so it fades as it goes ` +
+         `back: early rows usually matter less. ${here}`;
+}
+
 async function start() {
   redrawPad();
   drawSeen();
-  try {
-    const response = await fetch("/api/models");
-    state.models = (await response.json()).models;
-  } catch (error) {
-    showStatus(`Cannot reach the server (${error.message}).`, true);
-    return;
+  if (window.RNNLAB_EXPORT) {
+    if (!(await startLocal(window.RNNLAB_EXPORT))) return;
+  } else {
+    try {
+      const response = await fetch("/api/models");
+      state.models = (await response.json()).models;
+    } catch (error) {
+      showStatus(`Cannot reach the server (${error.message}).`, true);
+      return;
+    }
   }
   $("#models").replaceChildren(...state.models.map(makeCard));
   document.body.dataset.state = "idle";
+  if (state.problems && state.problems.length) {
+    showStatus(state.problems.join(" "), true);
+    document.body.dataset.state = state.models.length ? "idle" : "damaged";
+    document.body.dataset.damaged = "1";
+  }
 }
 
 start();
