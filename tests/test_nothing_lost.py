@@ -4,6 +4,7 @@ epoch. Each ends in one line (exit 2, or 130 for Ctrl-C) and never in a folder t
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,8 +13,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import torch
 
-from conftest import finish
+from conftest import finish, run
 
 TINY = ["--model", "rnn", "--hidden-size", "8", "--epochs", "1", "--train-limit", "128", "--test-limit", "50",
         "--quiet"]
@@ -27,6 +29,32 @@ ENTRIES = {"python -m rnnlab": [sys.executable, "-m", "rnnlab"],
 
 def stderr_lines(err: str) -> list[str]:
     return [line for line in err.splitlines() if line.strip()]
+
+
+def one_line(code: int, err: str, phrase: str) -> None:
+    lines = stderr_lines(err)
+    assert code == 2, err
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert phrase.lower() in lines[0].lower(), lines[0]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, mnist_dir):
+    """A tiny finished run: 1 epoch of 2 steps (128 images, batches of 64)."""
+    from rnnlab.cli import main
+
+    out = tmp_path_factory.mktemp("finished") / "run"
+    assert main(["train", *TINY, "--data-dir", str(mnist_dir), "--out", str(out)]) == 0
+    return out
+
+
+def unfinished_copy(finished, tmp_path):
+    """The run as it was before model.pt: --resume goes on from its checkpoint at the end of its epoch."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished, run_dir)
+    for name in ("model.pt", "metrics.json"):
+        (run_dir / name).unlink()
+    return run_dir
 
 
 # --- defect 2: Ctrl-C during `import torch` ------------------------------------------------------------------
@@ -52,3 +80,24 @@ def test_ctrl_c_in_the_first_seconds_is_one_line_and_130(entry, tmp_path, mnist_
         assert code == 130 and len(stderr_lines(err)) == 1 and "Traceback" not in err, (delay, err)
         assert stderr_lines(err)[0].startswith("rnnlab: interrupted"), (delay, err)
     print(outcomes)
+
+
+# --- defect 6: a checkpoint's step past its epoch ------------------------------------------------------------
+
+@pytest.mark.parametrize("changes,phrase", [
+    ({"step": 10**9}, "its step 1000000000 is past the epoch's 2 steps"),
+    ({"epoch": 0, "epochs": [], "step": 10**9}, "its step 1000000000 is past the epoch's 2 steps"),
+    ({"epoch": 10**9}, "its epoch 1000000001 is past the run's 1"),
+    ({"epoch": 0}, "it holds 1 finished epochs at epoch 1"),
+    ({"step": 1}, "its step 1 is past the run's last epoch"),
+])
+def test_resume_refuses_a_checkpoint_at_a_place_the_run_cannot_be(changes, phrase, finished, tmp_path, capsys):
+    """Each whole number passes the checkpoint's own check (-5 was refused already); only the run's epochs and
+    the epoch's length tell them apart. Before, step 10**9 was resumed and an epoch of no steps was logged."""
+    run_dir = unfinished_copy(finished, tmp_path)
+    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    checkpoint["progress"].update(changes)
+    torch.save(checkpoint, run_dir / "checkpoint.pt")
+    code, out, err = run(capsys, "train", "--resume", run_dir, "--quiet")
+    one_line(code, err, phrase)
+    assert "the checkpoint is damaged" in err and not (run_dir / "model.pt").exists()

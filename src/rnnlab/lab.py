@@ -22,8 +22,8 @@ from rnnlab.data.validation import hold_out
 from rnnlab.errors import CheckpointError, RnnlabError
 from rnnlab.models import count_parameters
 from rnnlab.experiments import run_comparison
-from rnnlab.runs import (CHECKPOINT, CONFIG, METRICS, MODEL, RunResult, check_run_dir, create_run_dir, default_run_dir,
-                         discarded_if_diverged, load_run, open_for_resume, weights_checksum, write_json)
+from rnnlab.runs import (CHECKPOINT, CONFIG, METRICS, MODEL, RunResult, check_progress, check_run_dir, create_run_dir,
+                         default_run_dir, discarded_if_diverged, load_run, open_for_resume, weights_checksum, write_json)
 from rnnlab.training.checkpoint import CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_save, remove_stale_temporaries
 from rnnlab.training.distributed import (all_gather_objects, barrier, broadcast_object, init_distributed,
                                          initial_model, launched_by_torchrun, resolve_device, seed_everything)
@@ -93,7 +93,10 @@ def train(config: Config | None, run_dir: Path | None = None, *, resume: bool = 
         peak = matmul_peak_gflops(str(device) if device.type == "cuda" else device.type, config.precision)
         model = initial_model(config).to(device)
         optimizer = make_optimizer(model, config, device)
-        scheduler = make_scheduler(optimizer, config, -(-len(dataset.train.labels) // config.batch_size))
+        steps_per_epoch = -(-len(dataset.train.labels) // config.batch_size)
+        scheduler = make_scheduler(optimizer, config, steps_per_epoch)
+        if checkpoint is not None:
+            check_progress(checkpoint, steps_per_epoch, config.epochs, run_dir / CHECKPOINT)
         progress = resume_fit(model, optimizer, checkpoint, ctx, device, scheduler) if checkpoint is not None else None
         if progress is not None:
             log(f"{run_dir}: resuming at epoch {progress.epoch + 1}, step {progress.step}")

@@ -227,6 +227,19 @@ def check_checkpoint(checkpoint: dict, path: Path) -> dict:
     return checkpoint
 
 
+def check_progress(checkpoint: dict, steps_per_epoch: int, epochs: int, path: Path) -> None:
+    """The checkpoint's place must be one the run can be at. `check_checkpoint` cannot know an epoch's length
+    (it depends on the data and batch size), so a step of 10**9 passed it and a nonsense epoch was logged."""
+    progress = checkpoint["progress"]
+    epoch, step, finished = progress["epoch"], progress["step"], len(progress["epochs"])
+    problem = (epoch > epochs and f"its epoch {epoch + 1} is past the run's {epochs}"
+               or finished != epoch and f"it holds {finished} finished epochs at epoch {epoch + 1}"
+               or step > steps_per_epoch and f"its step {step} is past the epoch's {steps_per_epoch} steps"
+               or epoch == epochs and step and f"its step {step} is past the run's last epoch")
+    if problem:
+        raise CheckpointError(f"{path}: {problem}; the checkpoint is damaged: start the run again in a new folder")
+
+
 def evaluate_saved(path: str | Path, data_dir: str | None = None,
                    log: Callable[[str], None] = print) -> tuple[Config, Evaluation]:
     """Test accuracy of a saved model on its own dataset (from `data_dir` if given)."""
