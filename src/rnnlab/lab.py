@@ -22,8 +22,9 @@ from rnnlab.data.validation import hold_out
 from rnnlab.errors import CheckpointError, RnnlabError
 from rnnlab.models import count_parameters
 from rnnlab.experiments import run_comparison
-from rnnlab.runs import (CHECKPOINT, CONFIG, METRICS, MODEL, RunResult, check_progress, check_run_dir, create_run_dir,
-                         default_run_dir, discarded_if_diverged, load_run, open_for_resume, weights_checksum, write_json)
+from rnnlab.runs import (CHECKPOINT, CONFIG, METRICS, MODEL, RunResult, check_data_source, check_progress,
+                         check_run_dir, create_run_dir, default_run_dir, discarded_if_diverged, load_run,
+                         open_for_resume, weights_checksum, write_json)
 from rnnlab.training.checkpoint import CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_save, remove_stale_temporaries
 from rnnlab.training.distributed import (all_gather_objects, barrier, broadcast_object, init_distributed,
                                          initial_model, launched_by_torchrun, resolve_device, seed_everything)
@@ -70,6 +71,8 @@ def train(config: Config | None, run_dir: Path | None = None, *, resume: bool = 
             raise CheckpointError(f"{run_dir} was trained with {checkpoint['world_size']} processes; "
                                   f"resume it with the same number, not {ctx.world_size}")
         dataset, validation = hold_out(dataset or load_data(config, announce=log), config.val_split)
+        if resume:
+            check_data_source(run_dir, dataset.source)
         if resume and ctx.is_main:
             remove_stale_temporaries(run_dir)  # left by a write that was killed half-way
         if not resume:

@@ -279,6 +279,15 @@ def open_for_resume(run_dir: Path | None, overrides: dict) -> tuple[Config, str,
     return config, run_id, checkpoint
 
 
+def check_data_source(run_dir: Path, source: str) -> None:
+    """--resume goes on with the data the run began with (config.json's `data_source`). Without this, a run whose
+    data folder was gone went on with MNIST's 5,000-digit sample and finished on it without a word."""
+    recorded = read_json(Path(run_dir) / CONFIG, "give the folder a run wrote").get("data_source")
+    if isinstance(recorded, str) and recorded != source:  # a run from before data_source was recorded: not known
+        raise RnnlabError(f"{run_dir} was trained on {recorded}, but what is there now is {source}: --resume goes "
+                          "on with the run's own data; put those files back where they were, or start a new run")
+
+
 def format_summary(summary: dict) -> str:
     """The terminal's table of summary.json (mean ± std over the seeds, the 95% CI), then one sentence per pair."""
     from rnnlab.stats import mean_std, sentences
