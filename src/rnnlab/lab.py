@@ -22,10 +22,11 @@ from rnnlab.data.validation import hold_out
 from rnnlab.errors import CheckpointError, RnnlabError
 from rnnlab.models import count_parameters
 from rnnlab.experiments import run_comparison
-from rnnlab.runs import (CHECKPOINT, CONFIG, METRICS, MODEL, RunResult, check_data_source, check_progress,
-                         check_run_dir, create_run_dir, default_run_dir, discarded_if_diverged, load_run,
-                         open_for_resume, weights_checksum, write_json)
-from rnnlab.training.checkpoint import CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_save, remove_stale_temporaries
+from rnnlab.runs import (CHECKPOINT, CONFIG, METRICS, MODEL, RunResult, check_data_source, check_run_dir,
+                         claim_run_dir, default_run_dir, discarded_if_diverged, load_run, open_for_resume,
+                         weights_checksum, write_json)
+from rnnlab.training.checkpoint import (CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_save, check_progress,
+                                       remove_stale_temporaries)
 from rnnlab.training.distributed import (all_gather_objects, barrier, broadcast_object, init_distributed,
                                          initial_model, launched_by_torchrun, resolve_device, seed_everything)
 from rnnlab.training.evaluate import evaluate
@@ -79,9 +80,8 @@ def train(config: Config | None, run_dir: Path | None = None, *, resume: bool = 
             check_run_dir(run_dir)  # on every rank, so a refused folder stops every process
             run_id = broadcast_object(uuid.uuid4().hex, ctx)
             barrier(ctx)
-            if ctx.is_main:
-                create_run_dir(run_dir)
-                write_json(run_dir / CONFIG, {"run_id": run_id, **config.to_dict(), "data_source": dataset.source})
+            if ctx.is_main:  # the claim: of two runs started together into one --out, only one goes on
+                claim_run_dir(run_dir, CONFIG, {"run_id": run_id, **config.to_dict(), "data_source": dataset.source})
         barrier(ctx)
 
         if config.backend == "numpy":

@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,7 +25,8 @@ from rnnlab.config import Config, flag
 from rnnlab.data import load_data, sequence_inputs
 from rnnlab.errors import CheckpointError, RnnlabError
 from rnnlab.models import new_model
-from rnnlab.training.checkpoint import CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_write_bytes, safe_load
+from rnnlab.training.checkpoint import (CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_write_bytes, check_checkpoint,
+                                       safe_load)
 from rnnlab.training.evaluate import Evaluation, evaluate
 from rnnlab.training.fit import TrainingDiverged
 from rnnlab.training.logs import METRICS_CSV, STEPS_CSV
@@ -59,11 +61,24 @@ def check_run_dir(run_dir: Path) -> None:
 def create_run_dir(run_dir: Path) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".rnnlab-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        fd, probe = tempfile.mkstemp(prefix=".rnnlab-write-test.", dir=run_dir)  # its own: others may probe too
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
         raise RnnlabError(f"cannot write the run folder {run_dir}: {exc.strerror or exc}; choose another --out") from None
+
+
+def claim_run_dir(run_dir: Path, name: str, values: dict) -> None:
+    """Create `run_dir` and write its first file `name` (config.json, or a comparison's comparison.json) only if
+    no one has: two runs started together into one --out both passed `check_run_dir`, and the folder ended with
+    the config.json of one and the model.pt of the other. Of two at once, exactly one claims it."""
+    create_run_dir(run_dir)
+    try:
+        write_json(run_dir / name, values, exclusive=True)
+    except FileExistsError:
+        kind = "comparison" if name == COMPARISON else "run"
+        raise RnnlabError(f"{run_dir} already holds a {kind} (another rnnlab started it just now); choose another "
+                          "--out") from None
 
 
 @contextlib.contextmanager
@@ -110,8 +125,8 @@ def run_lock(run_dir: Path):
         handle.close()
 
 
-def write_json(path: Path, values: dict) -> None:
-    atomic_write_bytes(path, (json.dumps(values, indent=2) + "\n").encode())
+def write_json(path: Path, values: dict, exclusive: bool = False) -> None:
+    atomic_write_bytes(path, (json.dumps(values, indent=2) + "\n").encode(), exclusive=exclusive)
 
 
 def read_json(path: Path, what: str) -> dict:
@@ -204,40 +219,6 @@ def check_metrics(metrics: dict, path: Path) -> dict:
         if key in metrics and not number(metrics[key]):
             raise CheckpointError(f"{path}: {key} must be a number, not {metrics[key]!r}")
     return metrics
-
-
-def check_checkpoint(checkpoint: dict, path: Path) -> dict:
-    """The parts of a training checkpoint that --resume reads, checked before any is used."""
-    progress, ranks = checkpoint.get("progress"), checkpoint.get("ranks")
-    problems = [
-        not isinstance(checkpoint.get("model"), dict) and "'model' is not a state dict",
-        not isinstance(checkpoint.get("optimizer"), dict) and "'optimizer' is not a state dict",
-        not isinstance(progress, dict) and "'progress' is missing",
-        not (isinstance(ranks, list) and ranks and all(isinstance(r, dict) for r in ranks)) and "'ranks' is empty",
-        not (type(checkpoint.get("world_size", 1)) is int and checkpoint.get("world_size", 1) >= 1)
-        and "'world_size' is not a positive whole number",
-    ]
-    if isinstance(progress, dict):
-        problems += [not (type(progress.get(k)) is int and progress.get(k) >= 0) and f"progress '{k}' is not a count"
-                     for k in ("epoch", "step")]
-        problems.append(not isinstance(progress.get("epochs"), list) and "progress 'epochs' is not a list")
-    problem = next((p for p in problems if p), None)
-    if problem:
-        raise CheckpointError(f"{path}: {problem}; the checkpoint is damaged: start the run again in a new folder")
-    return checkpoint
-
-
-def check_progress(checkpoint: dict, steps_per_epoch: int, epochs: int, path: Path) -> None:
-    """The checkpoint's place must be one the run can be at. `check_checkpoint` cannot know an epoch's length
-    (it depends on the data and batch size), so a step of 10**9 passed it and a nonsense epoch was logged."""
-    progress = checkpoint["progress"]
-    epoch, step, finished = progress["epoch"], progress["step"], len(progress["epochs"])
-    problem = (epoch > epochs and f"its epoch {epoch + 1} is past the run's {epochs}"
-               or finished != epoch and f"it holds {finished} finished epochs at epoch {epoch + 1}"
-               or step > steps_per_epoch and f"its step {step} is past the epoch's {steps_per_epoch} steps"
-               or epoch == epochs and step and f"its step {step} is past the run's last epoch")
-    if problem:
-        raise CheckpointError(f"{path}: {problem}; the checkpoint is damaged: start the run again in a new folder")
 
 
 def evaluate_saved(path: str | Path, data_dir: str | None = None,
