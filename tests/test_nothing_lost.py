@@ -4,7 +4,9 @@ epoch. Each ends in one line (exit 2, or 130 for Ctrl-C) and never in a folder t
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -203,3 +205,86 @@ def test_two_runs_into_one_folder_on_a_slow_disk(tmp_path, mnist_dir):
     for k in range(3):
         out = tmp_path / f"out{k}"
         assert_one_claimed(out, start_two(out, mnist_dir, entry=SLOW_DISK))
+
+
+# --- defect 1: a full disk, then the rerun that the message asks for -------------------------------------------
+
+def test_a_full_disk_then_the_rerun_its_message_asks_for(tmp_path, mnist_dir):
+    """A real 2 MiB tmpfs as --out's disk (mounted in a user and mount namespace of its own), nearly full. The
+    first run fails writing its first checkpoint; then space is freed and the same command is given again.
+    Before, the first run left config.json and its logs behind, and the rerun said "already holds a run"."""
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare here to mount a small tmpfs without root")
+    mount, out = tmp_path / "disk", tmp_path / "out"
+    mount.mkdir()
+    out.mkdir()
+    script = tmp_path / "full_disk.sh"
+    script.write_text("""
+mount -t tmpfs -o size=2m tmpfs "$DISK" || exit 99
+head -c $((2048 * 1024 - 16 * 1024)) /dev/zero > "$DISK/ballast"  # 16 KiB left: config.json and logs, no checkpoint
+"$@" 2> "$OUT/first.err"; echo $? > "$OUT/first.code"
+rm "$DISK/ballast"  # "free some space there"
+"$@" 2> "$OUT/again.err"; echo $? > "$OUT/again.code"
+ls -A "$DISK/run" > "$OUT/files"
+""")
+    command = [sys.executable, "-m", "rnnlab", "train", *TINY, "--data-dir", str(mnist_dir), "--out",
+               str(mount / "run")]
+    result = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "bash", str(script), *command],
+                            env={**os.environ, "DISK": str(mount), "OUT": str(out)}, capture_output=True, text=True,
+                            timeout=300)
+    if result.returncode == 99 or not (out / "first.code").exists():
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()[:200]}")
+    again_err = (out / "again.err").read_text()
+    assert int((out / "again.code").read_text()) == 0 and not again_err.strip(), again_err
+    first_err = (out / "first.err").read_text()
+    one_line(int((out / "first.code").read_text()), first_err, "No space left on device")
+    assert f"nothing was kept in {mount / 'run'}; free some space there and run again" in first_err
+    assert {"config.json", "checkpoint.pt", "model.pt", "metrics.json"} <= set((out / "files").read_text().split())
+
+
+def full_disk_after(monkeypatch, good_writes: int) -> None:
+    """Every atomic write after the first `good_writes` fsyncs (a file and its folder: two each) fails as on a full
+    disk, in this process."""
+    import rnnlab.training.checkpoint as checkpoint
+
+    calls = {"n": 0}
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        calls["n"] += 1
+        if calls["n"] > good_writes:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(checkpoint.os, "fsync", fsync)
+
+
+def test_a_full_disk_after_the_first_checkpoint_says_resume(tmp_path, capsys, mnist_dir, monkeypatch):
+    """With a checkpoint kept, running the same command again would find the folder taken: the line says to
+    resume instead, and the resume finishes the run once there is space."""
+    run_dir = tmp_path / "run"
+    # config.json, metrics.csv and checkpoint.pt of epoch 1 are written (2 fsyncs each); epoch 2's metrics.csv fails
+    full_disk_after(monkeypatch, good_writes=6)
+    code, _, err = run(capsys, "train", *TINY, "--epochs", "2", "--data-dir", mnist_dir, "--out", run_dir)
+    one_line(code, err, f"No space left on device; free some space there, then continue with: rnnlab train --resume "
+                        f"{run_dir}")
+    assert (run_dir / "checkpoint.pt").is_file() and not (run_dir / "model.pt").exists()
+    monkeypatch.undo()
+    code, out, err = run(capsys, "train", "--resume", run_dir, "--quiet")
+    assert code == 0 and "resuming at epoch 2" in out, err
+    assert (run_dir / "model.pt").is_file()
+
+
+def test_a_full_disk_in_a_comparison_says_compare_resume(tmp_path, capsys, mnist_dir, monkeypatch):
+    """In a comparison whose first run finished, the second's full disk keeps the comparison: the line says
+    `rnnlab compare --resume`, which finishes it."""
+    out = tmp_path / "cmp"
+    # comparison.json (2), then rnn: config.json, metrics.csv, checkpoint.pt, metrics.csv, model.pt, metrics.json (12)
+    full_disk_after(monkeypatch, good_writes=14)
+    code, _, err = run(capsys, "compare", "--models", "rnn,gru", *TINY[2:], "--no-report", "--jobs", "1",
+                       "--data-dir", mnist_dir, "--out", out)
+    one_line(code, err, f"then continue with: rnnlab compare --resume {out}")
+    monkeypatch.undo()
+    code, _, err = run(capsys, "compare", "--resume", out, "--quiet", "--no-report")
+    assert code == 0, err
+    assert (out / "gru" / "model.pt").is_file() and (out / "summary.json").is_file()

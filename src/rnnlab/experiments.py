@@ -21,7 +21,7 @@ from typing import Callable
 
 from rnnlab.config import Config, flag, model_configs
 from rnnlab.data import load_data
-from rnnlab.errors import RnnlabError
+from rnnlab.errors import RnnlabError, WriteFailed
 from rnnlab.runs import (CHECKPOINT, COMPARISON, CONFIG, METRICS, MODEL, SUMMARY, check_metrics, check_run_dir,
                          claim_run_dir, create_run_dir, default_run_dir, format_summary, read_json, read_run_config,
                          run_lock, write_json)
@@ -176,13 +176,15 @@ def _removed_if_nothing_kept(out: Path, runs: list[Path], fresh: bool):
         yield
     except TrainingInterrupted:
         raise
-    except BaseException:
+    except BaseException as exc:
         if fresh and not any((d / CHECKPOINT).exists() or (d / METRICS).exists() for d in runs):
             for run_dir in runs:
                 shutil.rmtree(run_dir, ignore_errors=True)
             (out / COMPARISON).unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 out.rmdir()  # only if empty: the user's other files in --out stay
+        elif isinstance(exc, WriteFailed):  # kept: running the same command again would find the folder taken
+            raise exc.resumable(f"rnnlab compare --resume {out}") from None
         raise
 
 

@@ -23,7 +23,7 @@ from rnnlab.errors import CheckpointError, RnnlabError
 from rnnlab.models import count_parameters
 from rnnlab.experiments import run_comparison
 from rnnlab.runs import (CHECKPOINT, CONFIG, METRICS, MODEL, RunResult, check_data_source, check_run_dir,
-                         claim_run_dir, default_run_dir, discarded_if_diverged, load_run, open_for_resume,
+                         claim_run_dir, default_run_dir, discarded_unless_resumable, load_run, open_for_resume,
                          weights_checksum, write_json)
 from rnnlab.training.checkpoint import (CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_save, check_progress,
                                        remove_stale_temporaries)
@@ -88,10 +88,10 @@ def train(config: Config | None, run_dir: Path | None = None, *, resume: bool = 
             from rnnlab.training.numpy_fit import as_torch_model, fit_numpy
 
             seed_everything(config.seed)
-            with discarded_if_diverged(run_dir, not resume, ctx.is_main):
+            with discarded_unless_resumable(run_dir, not resume, ctx.is_main):  # also a full disk in _finish
                 classifier, epochs = fit_numpy(config, dataset, log=log, stop=stop)
-            model = as_torch_model(config, classifier)
-            return _finish(config, run_dir, run_id, model, epochs, dataset, torch.device("cpu"), log, ctx)
+                model = as_torch_model(config, classifier)
+                return _finish(config, run_dir, run_id, model, epochs, dataset, torch.device("cpu"), log, ctx)
 
         peak = matmul_peak_gflops(str(device) if device.type == "cuda" else device.type, config.precision)
         model = initial_model(config).to(device)
@@ -128,13 +128,13 @@ def train(config: Config | None, run_dir: Path | None = None, *, resume: bool = 
             if logs is not None:
                 logs.epoch(record)
 
-        with discarded_if_diverged(run_dir, not resume, ctx.is_main):
+        with discarded_unless_resumable(run_dir, not resume, ctx.is_main):  # also a full disk in _finish
             progress = fit(train_model, optimizer, batches, epochs=config.epochs, progress=progress,
                            precision=config.precision, log_every=config.log_every, checkpoints=checkpoints,
                            flops_per_sample=flops, peak_gflops=peak, stop=stop, ctx=ctx, log=log, quiet=quiet,
                            scheduler=scheduler, clip_grad=config.clip_grad, on_log=logs.step if logs else None,
                            after_epoch=after_epoch)
-        return _finish(config, run_dir, run_id, model, progress.epochs, dataset, device, log, ctx, logs)
+            return _finish(config, run_dir, run_id, model, progress.epochs, dataset, device, log, ctx, logs)
 
 
 def _finish(config, run_dir, run_id, model, epochs, dataset, device, log, ctx, logs=None) -> RunResult:

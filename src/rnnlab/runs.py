@@ -23,7 +23,7 @@ from torch import nn
 
 from rnnlab.config import Config, flag
 from rnnlab.data import load_data, sequence_inputs
-from rnnlab.errors import CheckpointError, RnnlabError
+from rnnlab.errors import CheckpointError, RnnlabError, WriteFailed
 from rnnlab.models import new_model
 from rnnlab.training.checkpoint import (CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_write_bytes, check_checkpoint,
                                        safe_load)
@@ -82,19 +82,25 @@ def claim_run_dir(run_dir: Path, name: str, values: dict) -> None:
 
 
 @contextlib.contextmanager
-def discarded_if_diverged(run_dir: Path, fresh: bool, is_main: bool):
-    """A new run whose loss stops being finite before its first checkpoint cannot be resumed: remove what it
-    wrote (and its folder, if empty), so the same --out can be used again. A run with a checkpoint keeps it."""
+def discarded_unless_resumable(run_dir: Path, fresh: bool, is_main: bool):
+    """A new run that stops before its first checkpoint (its loss no longer finite, a full disk) cannot be
+    resumed: remove what it wrote (and its folder, if empty), so the same command can be run again. A run with a
+    checkpoint keeps it, and a full disk then says to resume: running again would find the folder taken."""
     try:
         yield
-    except TrainingDiverged as exc:
+    except (TrainingDiverged, WriteFailed) as exc:
         if not (fresh and is_main and run_dir.is_dir() and not (run_dir / CHECKPOINT).exists()):
+            if isinstance(exc, WriteFailed):
+                raise exc.resumable(f"rnnlab train --resume {run_dir}") from None
             raise
         for path in run_dir.iterdir():
-            if path.name in (CONFIG, METRICS_CSV, STEPS_CSV) or path.name.startswith("events.out.tfevents"):
+            if path.name in (CONFIG, METRICS, MODEL, METRICS_CSV, STEPS_CSV) or path.name.startswith(
+                    "events.out.tfevents") or (path.name.endswith(".tmp") and path.name.startswith(".")):
                 path.unlink(missing_ok=True)
-        if not any(run_dir.iterdir()):
-            run_dir.rmdir()
+        with contextlib.suppress(OSError):
+            run_dir.rmdir()  # only if empty (and not a mount point): the user's other files in --out stay
+        if isinstance(exc, WriteFailed):
+            raise WriteFailed(f"{exc.reason}; nothing was kept in {run_dir}", exc.full) from None
         raise TrainingDiverged(f"{exc}; nothing was kept in {run_dir}") from None
 
 

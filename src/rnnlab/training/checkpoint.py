@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnnlab.errors import CheckpointError, RnnlabError
+from rnnlab.errors import CheckpointError, WriteFailed
 
 CHECKPOINT_FORMAT = "rnnlab-checkpoint"  # training state, for --resume
 MODEL_FORMAT = "rnnlab-model"  # final weights + config, for evaluate/predict/report
@@ -66,9 +66,8 @@ def atomic_write_bytes(path: Path, data: bytes, exclusive: bool = False) -> None
     except OSError as exc:  # a full or read-only disk, a folder that went away: the old file is still whole
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-        hint = "free some space there and run again" if full else "choose a folder you can write to"
-        raise RnnlabError(f"cannot write {path}: {exc.strerror or exc}; {hint} (nothing was half-written)") from None
+        raise WriteFailed(f"cannot write {path}: {exc.strerror or exc}", exc.errno in (errno.ENOSPC, errno.EDQUOT)) \
+            from None
     except BaseException:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
