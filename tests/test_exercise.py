@@ -7,7 +7,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import socket
+import subprocess
+from pathlib import Path
 
 import pytest
 from conftest import run
@@ -88,6 +91,54 @@ def test_usage_errors_exit_2_in_one_line(tmp_path, capsys):
     write_student_folder(tmp_path, "rnn")
     code, _, err = run(capsys, "exercise", "check", tmp_path / "my_lstm.py", "--json", tmp_path / "no" / "r.json")
     assert code == 2 and "--json" in err
+
+
+@contextlib.contextmanager
+def folder_refusing_writes(tmp_path):
+    """A folder no file can be made in: chmod'ed read-only; as root (which file modes do not stop), /proc,
+    where even root cannot create a file (Linux)."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        try:
+            yield folder
+        finally:
+            folder.chmod(0o755)
+    elif Path("/proc/self").is_dir():
+        yield Path("/proc")
+    else:
+        pytest.skip("running as root without /proc: no folder here refuses root's writes")
+
+
+@contextlib.contextmanager
+def full_disk(tmp_path):
+    """A 16 KiB tmpfs, filled to the last byte (needs the right to mount: root, usually)."""
+    folder = tmp_path / "full"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(folder)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root) to fill")
+    try:
+        fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(fd, bytes(4096))
+        os.close(fd)
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("disk", [folder_refusing_writes, full_disk])
+def test_json_onto_a_read_only_or_full_disk_is_one_line_and_leaves_no_file(tmp_path, capsys, disk):
+    write_student_folder(tmp_path, "rnn", solution=True)
+    with disk(tmp_path) as folder:
+        before = set(os.listdir(folder))
+        code, out, err = run(capsys, "exercise", "check", tmp_path / "my_lstm.py", "--json", folder / "r.json")
+        after = set(os.listdir(folder))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"cannot write {folder / 'r.json'}" in err and ("choose a folder" in err or "free some space" in err), err
+    assert after == before, after - before  # neither r.json nor a temporary file
 
 
 def test_one_function_filled_in(tmp_path):

@@ -38,10 +38,11 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch, mnist_dir):
     outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     pictures = [o for o in outputs if o.output_type == "display_data" and "image/png" in o.get("data", {})]
-    assert len(pictures) >= 7  # batch, curves, 2 confusion matrices, reading, accuracy per row, gates
+    assert len(pictures) >= 9  # batch, curves, 2 confusion matrices, reading, accuracy per row, gates, gradients ×2
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "rnn   test accuracy" in text and "lstm  test accuracy" in text
     assert "largest difference" in text
+    assert "decades from step 28 back to step 1" in text and "lstm forget bias 1: 28 steps" in text  # why the LSTM
     for name in ("rnn", "lstm"):
         assert (out / name / "metrics.json").is_file()
     assert (out / "report.html").is_file() and (out / "reading.png").stat().st_size > 10_000

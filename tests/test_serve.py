@@ -318,6 +318,30 @@ def test_declared_oversized_body_is_refused_before_it_is_read(models):
     assert messages[0]["status"] == 413 and not sent
 
 
+def test_a_client_that_aborts_its_upload_leaves_no_traceback_in_the_log(mnist_dir, tmp_path):
+    """Over real loopback HTTP: a Content-Length longer than the body, then the connection closed. The server
+    drops the request quietly (no ClientDisconnect traceback in its log, once per request) and serves on."""
+    from rnnlab.config import Config
+    from rnnlab.lab import train
+
+    config = Config(model="rnn", hidden_size=8, epochs=1, train_limit=200, test_limit=100, data_dir=str(mnist_dir))
+    run_dir = train(config, tmp_path / "tiny", log=lambda _: None, quiet=True).run_dir
+    server = Server([run_dir], cwd=tmp_path)
+    try:
+        host, port = server.url.split("//")[1].rstrip("/").split(":")
+        for _ in range(3):
+            with socket.create_connection((host, int(port)), timeout=10) as client:
+                client.sendall(b"POST /api/read HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                               b"Content-Length: 5000\r\n\r\n" + b"\x89PNG" * 10)
+                time.sleep(0.3)
+        time.sleep(0.5)
+        assert httpx.get(server.url + "healthz", timeout=30).status_code == 200
+    finally:
+        code = server.stop(signal.SIGINT)
+    log = "\n".join(server.lines)
+    assert code == 0 and "Traceback" not in log and "ClientDisconnect" not in log, log
+
+
 # --- off the event loop, bounded --------------------------------------------------------------------
 
 def test_inference_runs_off_the_event_loop(models, digits):

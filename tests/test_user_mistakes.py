@@ -170,6 +170,20 @@ def test_resume_refuses_flags_that_contradict_the_run(finished, capsys):
     assert code == 0 and "already complete" in out
 
 
+def test_compare_resume_refuses_other_models(tmp_path, capsys, mnist_dir):
+    """`compare --resume OUT --models ...` trained the comparison's own models and said nothing of --models."""
+    out = tmp_path / "cmp"
+    code, _, err = run(capsys, "compare", "--models", "rnn", "--data-dir", mnist_dir, "--out", out, "--no-report",
+                       *TINY[2:])
+    assert code == 0, err
+    before = sorted(out.rglob("*"))
+    code, _, err = run(capsys, "compare", "--resume", out, "--models", "gru,scratch-lstm", "--no-report")
+    one_line(code, err, f"{out} was started with --models rnn")
+    assert "leave out --models" in err and sorted(out.rglob("*")) == before
+    code, text, err = run(capsys, "compare", "--resume", out, "--models", "rnn", "--no-report")  # agrees: fine
+    assert code == 0 and "1 of 1 runs finished" in text, err
+
+
 def test_numpy_runs_cannot_be_resumed(tmp_path, capsys, mnist_dir):
     run_dir = tmp_path / "n"
     assert run(capsys, "train", "--backend", "numpy", "--model", "lstm", "--hidden-size", "8", "--epochs", "1",
@@ -323,6 +337,24 @@ def test_a_new_run_that_diverges_before_its_first_checkpoint_leaves_nothing(tmp_
     monkeypatch.setattr(rnnlab.lab, "fit", real_fit)
     code, _, err = run(capsys, "train", *TINY, "--data-dir", mnist_dir, "--out", out)
     assert code == 0, err
+
+
+@pytest.mark.parametrize("command", ["train", "compare"])
+def test_tensorboard_without_the_package_is_refused_before_the_folder_is_made(command, tmp_path, mnist_dir):
+    """Before, train refused it after config.json was written: a folder that neither --out nor --resume took;
+    compare --jobs 2 printed the refusal once per run, and a summary line. Now one line, and no folder."""
+    hidden = tmp_path / "hidden" / "tensorboard"  # found first on the path: `import tensorboard` fails, in every process
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text('raise ImportError("No module named \'tensorboard\'")\n')
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(hidden.parent), os.environ.get("PYTHONPATH")]))}
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "rnnlab", command, *(TINY if command == "train" else TINY[2:] + ["--jobs", "2", "--no-report"]),
+            "--data-dir", str(mnist_dir), "--out", str(out)]
+    refused = subprocess.run([*argv, "--tensorboard"], capture_output=True, text=True, env=env, timeout=300)
+    one_line(refused.returncode, refused.stderr, "--tensorboard needs the tensorboard package")
+    assert not out.exists()
+    again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)  # the same, without it
+    assert again.returncode == 0, again.stderr
 
 
 def test_a_run_that_diverges_after_a_checkpoint_keeps_it(tmp_path, capsys, mnist_dir, monkeypatch):

@@ -62,7 +62,7 @@ def build_parser() -> Parser:
     add_run_options(p)
 
     p = commands.add_parser("compare", help="the lab: train each model under identical settings, compare them")
-    p.add_argument("--models", default="rnn,lstm",
+    p.add_argument("--models", default=None,
                    help="comma-separated models (default: rnn,lstm; with --resume, the comparison's own)")
     p.add_argument("--out", default=None, help="folder for summary.json and one run folder per model "
                                                 "(default: runs/<time>-compare)")
@@ -70,7 +70,9 @@ def build_parser() -> Parser:
     p.add_argument("--seeds", help="train every model with each seed, e.g. 0-4 or 0,3,7: mean, std, 95%% CIs")
     p.add_argument("--jobs", type=int, help="runs at once, as processes of cores/jobs threads (default: one per "
                                             "core on a CPU, 1 on a GPU)")
-    add_config_options(p, [f.name for f in dataclasses.fields(Config) if f.name not in ("model", "backend")])
+    p.add_argument("--steps", dest="lengths", help="sequence length T (as for train), or several, e.g. 28,56,112,196: "
+                   "a sweep, one run per model, length and seed, its report plotting accuracy against length")
+    add_config_options(p, [f.name for f in dataclasses.fields(Config) if f.name not in ("model", "backend", "steps")])
     add_run_options(p)
 
     p = commands.add_parser("summarize", help="merge finished runs (from several machines' compare --seeds) into "
@@ -156,23 +158,19 @@ def run_train(args) -> int:
 
 
 def run_compare(args) -> int:
-    from rnnlab.experiments import parse_seeds
+    from rnnlab.experiments import parse_lengths, parse_seeds
     from rnnlab.lab import compare
 
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
+    models = None if args.models is None else [m.strip() for m in args.models.split(",") if m.strip()]
+    plan = {"seeds": parse_seeds(args.seeds) if args.seeds is not None else None, "jobs": args.jobs, "log": log,
+            "lengths": parse_lengths(args.lengths) if args.lengths is not None else None, "quiet": args.quiet}
     if args.jobs is not None and args.jobs < 1:
         raise RnnlabError(f"--jobs must be 1 or more, got {args.jobs}")
-    resume = nonempty_path(args.resume, "--resume")
-    settings = settings_from_args(args)
-    if resume is not None:
-        if args.out is not None:
-            raise RnnlabError("--resume continues the comparison in its own folder; leave out --out")
-        summary = compare(None, None, resume, resume=True, overrides=settings, seeds=seeds, jobs=args.jobs, log=log,
-                          quiet=args.quiet)
-    else:
-        summary = compare(models, settings, nonempty_path(args.out, "--out"), seeds=seeds, jobs=args.jobs, log=log,
-                          quiet=args.quiet)
+    resume, settings = nonempty_path(args.resume, "--resume"), settings_from_args(args)
+    if resume is not None and args.out is not None:
+        raise RnnlabError("--resume continues the comparison in its own folder; leave out --out")
+    summary = (compare(models, None, resume, resume=True, overrides=settings, **plan) if resume is not None else
+               compare(models, settings, nonempty_path(args.out, "--out"), **plan))
     if not args.no_report and summary:
         use_file_backend()
         from rnnlab.report import write_summary_report
@@ -181,7 +179,7 @@ def run_compare(args) -> int:
 
 
 def run_summarize(args) -> int:
-    from rnnlab.experiments import summarize
+    from rnnlab.summaries import summarize
 
     folders = [nonempty_path(f, "FOLDER") for f in args.folders]
     summary, out = summarize(folders, nonempty_path(args.out, "--out"), varies=args.varies, log=log)

@@ -32,7 +32,7 @@ from rnnlab.training.distributed import (all_gather_objects, barrier, broadcast_
 from rnnlab.training.evaluate import evaluate
 from rnnlab.training.fit import Checkpointing, StopSignals, fit, resume_fit
 from rnnlab.training.flops import matmul_peak_gflops, train_flops_per_sample
-from rnnlab.training.logs import ExperimentLog, tensorboard_dir
+from rnnlab.training.logs import ExperimentLog, require_tensorboard, tensorboard_dir
 from rnnlab.training.machine import check_memory, environment, free_cores_threads, native_bf16
 from rnnlab.training.optim import make_optimizer, make_scheduler
 
@@ -63,6 +63,7 @@ def train(config: Config | None, run_dir: Path | None = None, *, resume: bool = 
         if config.threads:
             torch.set_num_threads(config.threads)
         check_memory(config)
+        require_tensorboard(config.tensorboard)
         if config.precision == "bf16" and not native_bf16(device):
             raise RnnlabError(f"this {device.type.upper()} has no native bf16 (oneDNN finds no AVX-512 BF16 or AMX): "
                               "bf16 would be emulated, many times slower, and the LSTM cannot run; use --precision fp32")
@@ -169,17 +170,20 @@ def _finish(config, run_dir, run_id, model, epochs, dataset, device, log, ctx, l
 
 def compare(models: list[str] | None, settings: dict | None, out: Path | None, *, resume: bool = False,
             overrides: dict | None = None, seeds: list[int] | None = None, jobs: int | None = None,
-            log: Callable[[str], None] = print, quiet: bool = False) -> dict:
-    """The lab itself: train each model under identical settings, for each seed; write `summary.json`.
+            lengths: list[int] | None = None, log: Callable[[str], None] = print, quiet: bool = False) -> dict:
+    """The lab itself: train each model (default: rnn, lstm) under identical settings, for each seed; write
+    `summary.json`.
 
     `settings` are Config values shared by every model (a model left without `num_layers` gets the
     sheet's depth); `seeds` (default: the one of `settings`) gives one run folder per model and seed, and
     summary.json their statistics. `jobs` > 1 trains runs in that many processes (default: one per core on
-    a CPU). With `resume=True` the models, settings and seeds are read from `out` (pass None) and the
-    missing runs are trained or continued; `overrides` must agree with the saved settings.
+    a CPU). `lengths` (several sequence lengths) makes it a sweep: one run per model, length and seed. With
+    `resume=True` the models, settings, seeds and lengths are read from `out` (pass None) and the missing runs
+    are trained or continued; `overrides`, and `models`, `seeds` or `lengths` if given, must agree with the
+    saved ones.
     """
     return run_comparison(train, models, settings, out, resume=resume, overrides=overrides, seeds=seeds, jobs=jobs,
-                          log=log, quiet=quiet)
+                          lengths=lengths, log=log, quiet=quiet)
 
 
 def _silent(message: str) -> None:

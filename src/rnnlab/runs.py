@@ -26,7 +26,7 @@ from rnnlab.data import load_data, sequence_inputs
 from rnnlab.errors import CheckpointError, RnnlabError, WriteFailed
 from rnnlab.models import new_model
 from rnnlab.training.checkpoint import (CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_write_bytes, check_checkpoint,
-                                       safe_load)
+                                       check_finite_weights, safe_load)
 from rnnlab.training.evaluate import Evaluation, evaluate
 from rnnlab.training.fit import TrainingDiverged
 from rnnlab.training.logs import METRICS_CSV, STEPS_CSV
@@ -193,8 +193,10 @@ def load_model(path: str | Path) -> tuple[nn.Module, Config]:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: its weights do not fit a {config.model} model of hidden size "
                               f"{config.hidden_size} and {config.num_layers} layers ({first[:200]})") from None
+    check_finite_weights(model.state_dict(), path)
     model.eval()
     return model, config
+
 
 
 def load_run(run_dir: Path) -> RunResult:

@@ -82,11 +82,12 @@ def sentence(a: str, b: str, pair: dict) -> str:
             f"which includes no difference), in {ahead} of {n} seeds")
 
 
-def compare_models(accuracies: dict[str, dict[int, float]]) -> dict[str, dict]:
+def compare_models(accuracies: dict[str, dict[int, float]], related=None) -> dict[str, dict]:
     """Per model its `describe` plus, against each other model, the paired difference and the sentence.
 
     `accuracies`: model → (seed → test accuracy). Returns model → {"seeds", "test_accuracies", the
-    describe() fields, "versus": {other model: paired_difference + "sentence"}}.
+    describe() fields, "versus": {other model: paired_difference + "sentence"}}. `related(a, b)`, when given,
+    says which pairs to compare (in a sweep: the models at one length, and each model across lengths).
     """
     result = {}
     for name, by_seed in accuracies.items():
@@ -94,7 +95,7 @@ def compare_models(accuracies: dict[str, dict[int, float]]) -> dict[str, dict]:
         values = [by_seed[s] for s in seeds]
         entry = {"seeds": seeds, "test_accuracies": values, **describe(values), "versus": {}}
         for other, other_by_seed in accuracies.items():
-            if other != name:
+            if other != name and (related is None or related(name, other)):
                 pair = paired_difference(by_seed, other_by_seed)
                 entry["versus"][other] = {**pair, "sentence": sentence(name, other, pair)}
         result[name] = entry
@@ -104,7 +105,8 @@ def compare_models(accuracies: dict[str, dict[int, float]]) -> dict[str, dict]:
 def sentences(compared: dict[str, dict]) -> list[str]:
     """One sentence per pair of models, in the order the models come."""
     names = list(compared)
-    return [compared[a]["versus"][b]["sentence"] for i, a in enumerate(names) for b in names[i + 1:]]
+    return [compared[a]["versus"][b]["sentence"] for i, a in enumerate(names) for b in names[i + 1:]
+            if b in compared[a]["versus"]]
 
 
 def mean_std(mean: float, std: float | None) -> str:

@@ -56,23 +56,13 @@ def given_settings(args) -> dict:
 def run_caption(args, log: Callable[[str], None] = print) -> int:
     """Run `rnnlab caption <action>`; a mistake raises `RnnlabError` (the CLI prints it, exit code 2)."""
     if args.action == "train":
-        from rnnlab.caption.train import train_caption
+        from rnnlab.training.fit import TrainingInterrupted
 
-        settings = given_settings(args)
-        if args.dry_run:
-            settings.update(epochs=1, epoch_size=2 * settings.get("batch_size", CaptionConfig.batch_size),
-                            test_size=200)
-        if args.resume is not None:
-            if args.out is not None:
-                raise RnnlabError("--resume continues the run in its own folder; leave out --out")
-            if not args.resume.strip():
-                raise RnnlabError("--resume is empty: give the run folder to continue")
-            train_caption(None, args.resume, resume=True, overrides=settings, log=log)
-        else:
-            if args.out is not None and not args.out.strip():
-                raise RnnlabError("--out is empty: give a folder for the run")
-            train_caption(CaptionConfig(**settings), args.out, log=log)
-        return 0
+        try:
+            return _train(args, log)
+        except TrainingInterrupted as exc:  # the hint names the command that resumes: `caption train`
+            exc.command = "caption train"
+            raise
     _file_backend()
     if args.action == "sample":
         from rnnlab.caption.sample import sample_command
@@ -81,6 +71,27 @@ def run_caption(args, log: Callable[[str], None] = print) -> int:
     from rnnlab.caption.report import report_command
 
     return report_command(args.runs, out=args.out, data_dir=args.data_dir, beam_size=args.beam_size, log=log)
+
+
+def _train(args, log: Callable[[str], None]) -> int:
+    """`rnnlab caption train`: a new run, or `--resume` of one."""
+    from rnnlab.caption.train import train_caption
+
+    settings = given_settings(args)
+    if args.dry_run:
+        settings.update(epochs=1, epoch_size=2 * settings.get("batch_size", CaptionConfig.batch_size),
+                        test_size=200)
+    if args.resume is not None:
+        if args.out is not None:
+            raise RnnlabError("--resume continues the run in its own folder; leave out --out")
+        if not args.resume.strip():
+            raise RnnlabError("--resume is empty: give the run folder to continue")
+        train_caption(None, args.resume, resume=True, overrides=settings, log=log)
+    else:
+        if args.out is not None and not args.out.strip():
+            raise RnnlabError("--out is empty: give a folder for the run")
+        train_caption(CaptionConfig(**settings), args.out, log=log)
+    return 0
 
 
 def _file_backend() -> None:

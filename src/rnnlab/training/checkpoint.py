@@ -13,6 +13,7 @@ import io
 import os
 import pickle
 import random
+import re
 import signal
 import tempfile
 import warnings
@@ -136,10 +137,9 @@ def safe_load(path: str | Path, expected_format: str | tuple[str, ...]) -> dict:
             warnings.simplefilter("ignore")
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise CheckpointError(
-            f"{path}: refused: it needs arbitrary pickle code to load, which rnnlab never runs ({first[:160]})"
-        ) from None
+        raise CheckpointError(f"{path}: refused: it needs arbitrary pickle code to load ({_what_it_runs(exc)}), "
+                              "which rnnlab never runs; use a model.pt or checkpoint.pt that rnnlab wrote, or "
+                              "train the run again") from None
     except Exception as exc:  # an untrusted file can fail to parse in many ways; none of them is a bug here
         text = str(exc).strip()
         detail = text.splitlines()[0].split(". ")[0].rstrip(".")[:160] if text else type(exc).__name__
@@ -183,6 +183,23 @@ def check_progress(checkpoint: dict, steps_per_epoch: int, epochs: int, path: Pa
                or epoch == epochs and step and f"its step {step} is past the run's last epoch")
     if problem:
         raise CheckpointError(f"{path}: {problem}; the checkpoint is damaged: start the run again in a new folder")
+
+
+def check_finite_weights(state: dict, path: Path) -> None:
+    """Refuse weights holding NaN or infinity: such a model answers the same class for every input, quietly."""
+    bad = {name: int((~torch.isfinite(t)).sum()) for name, t in state.items() if t.is_floating_point()}
+    bad = {name: count for name, count in bad.items() if count}
+    if bad:
+        where = ", ".join(list(bad)[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise CheckpointError(f"{path}: its weights are not all finite ({sum(bad.values()):,} NaN or infinite values, "
+                              f"in {where}); the run diverged or the file was damaged: train the run again, or use "
+                              "an intact copy")
+
+
+def _what_it_runs(exc: pickle.UnpicklingError) -> str:
+    """What a refused file would have called, from torch's long message ("... GLOBAL posix.system ...")."""
+    named = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    return f"it would call {named.group(1)}" if named else "more than tensors, numbers and text"
 
 
 def capture_rng() -> dict:

@@ -60,10 +60,9 @@ class TrainingInterrupted(Exception):
 
     def __init__(self, signum: int, checkpoint: str | None):
         super().__init__(f"interrupted by {signal.Signals(signum).name}")
-        self.signum = signum
-        self.checkpoint = checkpoint
-        self.exit_code = 128 + signum
+        self.signum, self.checkpoint, self.exit_code = signum, checkpoint, 128 + signum
         self.resume_dir: Path | None = None  # what --resume takes, when not the checkpoint's folder (compare)
+        self.command: str | None = None  # the command that resumes, when not the CLI's first word ("caption train")
 
     def resume_hint(self, command: str) -> str:
         if not self.checkpoint and self.resume_dir is None:
@@ -71,7 +70,7 @@ class TrainingInterrupted(Exception):
         run_dir = Path(self.checkpoint or ".").parent
         target = self.resume_dir or (run_dir.parent if command == "compare" else run_dir)
         saved = f"checkpoint saved: {self.checkpoint}; " if self.checkpoint else ""
-        return f"{saved}resume with: rnnlab {command} --resume {target}"
+        return f"{saved}resume with: rnnlab {self.command or command} --resume {target}"
 
 
 class TrainingDiverged(RnnlabError):

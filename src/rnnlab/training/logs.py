@@ -73,6 +73,17 @@ def tensorboard_dir(setting: str | None, run_dir: Path) -> Path | None:
     return Path(run_dir) if setting == "" else Path(setting) / Path(run_dir).name
 
 
+def require_tensorboard(setting: str | None) -> None:
+    """With --tensorboard, refuse at once (before any folder is made) when its package is not installed."""
+    if setting is None:
+        return
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+    except ImportError:
+        raise RnnlabError("--tensorboard needs the tensorboard package: pip install 'rnnlab[tensorboard]' "
+                          "(or pip install tensorboard), or leave out --tensorboard") from None
+
+
 class ExperimentLog:
     """metrics.csv and steps.csv in `run_dir`, and TensorBoard events in `events_dir` (None: no TensorBoard).
 
@@ -90,11 +101,9 @@ class ExperimentLog:
             self._cut_steps(progress.epoch * steps_per_epoch + progress.step, progress.epoch + 1)
         self.writer = None
         if events_dir is not None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise RnnlabError("--tensorboard needs the tensorboard package: pip install 'rnnlab[tensorboard]' "
-                                  "(or pip install tensorboard), or leave out --tensorboard") from None
+            require_tensorboard(str(events_dir))
+            from torch.utils.tensorboard import SummaryWriter
+
             self.writer = SummaryWriter(log_dir=str(events_dir))
 
     def _cut_steps(self, global_step: int, epoch: int) -> None:
