@@ -14,7 +14,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "rnnlab"
 LAYERS = {"config": 0, "errors": 0, "data": 1, "models": 2, "training": 3, "runs": 4, "lab": 4, "stats": 4, "experiments": 4, "summaries": 4,
-          "report": 5, "serve": 5, "exercise": 5, "caption": 5, "cli": 6, "__main__": 6, "__init__": 0}
+          "report": 5, "serve": 5, "exercise": 5, "caption": 5, "cli": 6, "__main__": 6, "__init__": 0, "startup": 6}
 MAX_LINES = 300
 LONGER = {  # file → why it may be longer
     "exercise/check.py": "one flow: the child-process protocol, the per-function comparison, the table, the JSON",

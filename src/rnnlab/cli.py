@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rnnlab.config import FIELD_TYPES, Config, flag
 from rnnlab.errors import RnnlabError
+from rnnlab.startup import interrupts_held
 
 
 class Parser(argparse.ArgumentParser):
@@ -244,7 +245,6 @@ def run_serve(args) -> int:
 
 def run_exercise(args) -> int:
     from rnnlab.exercise import exercise_command
-
     return exercise_command(args, log=log)
 
 
@@ -266,23 +266,23 @@ COMMANDS = {"train": run_train, "compare": run_compare, "summarize": run_summari
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rnnlab.training.distributed import shutdown
-    from rnnlab.training.fit import TrainingInterrupted
-    from rnnlab.training.machine import keep_freed_memory
-
-    args = build_parser().parse_args(argv)
-    keep_freed_memory()  # process-wide allocator tuning, once, at the entry point
     try:
+        with interrupts_held():  # Ctrl-C while torch loads: raised once it has (see rnnlab.startup)
+            from rnnlab.training.distributed import shutdown
+            from rnnlab.training.fit import TrainingInterrupted
+            from rnnlab.training.machine import keep_freed_memory
+        args = build_parser().parse_args(argv)
+        keep_freed_memory()  # process-wide allocator tuning, once, at the entry point
         return COMMANDS[args.command](args)
     except RnnlabError as exc:
         print(f"rnnlab: error: {exc}", file=sys.stderr, flush=True)
         return 2
-    except TrainingInterrupted as exc:
-        print(f"rnnlab: {exc}; {exc.resume_hint(args.command)}", file=sys.stderr, flush=True)
-        return exc.exit_code
     except KeyboardInterrupt:
         print("rnnlab: interrupted", file=sys.stderr, flush=True)
         return 130
+    except TrainingInterrupted as exc:
+        print(f"rnnlab: {exc}; {exc.resume_hint(args.command)}", file=sys.stderr, flush=True)
+        return exc.exit_code
     except (MemoryError, RuntimeError) as exc:  # an allocation that failed after all (the size was checked first)
         if not isinstance(exc, MemoryError) and "can't allocate memory" not in str(exc) \
                 and type(exc).__name__ != "OutOfMemoryError":

@@ -21,8 +21,8 @@ from typing import Callable
 
 from rnnlab.config import STEPS, Config, flag, model_configs
 from rnnlab.data import load_data
-from rnnlab.errors import RnnlabError
-from rnnlab.runs import (CHECKPOINT, COMPARISON, CONFIG, METRICS, SUMMARY, check_run_dir, create_run_dir, default_run_dir,
+from rnnlab.errors import RnnlabError, WriteFailed
+from rnnlab.runs import (CHECKPOINT, COMPARISON, CONFIG, METRICS, SUMMARY, check_run_dir, claim_run_dir, default_run_dir,
                          format_summary, run_lock, write_json)
 from rnnlab.summaries import comparison_runs, finished, read_comparison, summarize_runs
 from rnnlab.training.distributed import barrier, init_distributed, launched_by_torchrun, resolve_device
@@ -139,10 +139,9 @@ def run_comparison(train: Callable, models: list[str] | None, settings: dict | N
             for run_dir in runs.values():
                 check_run_dir(run_dir)
             barrier(ctx)
-            if ctx.is_main:
-                create_run_dir(out)
-                write_json(out / COMPARISON, {"models": models, "settings": settings, "seeds": seeds,
-                                              **({"lengths": lengths} if lengths else {})})
+            if ctx.is_main:  # the claim: of two comparisons started together into one --out, only one goes on
+                claim_run_dir(out, COMPARISON, {"models": models, "settings": settings, "seeds": seeds,
+                                                **({"lengths": lengths} if lengths else {})})
         missing = {key: run_dir for key, run_dir in runs.items() if not finished(run_dir)}
         if resume:
             log(f"{out}: {len(runs) - len(missing)} of {len(runs)} runs finished; training the other {len(missing)}")
@@ -186,13 +185,15 @@ def _removed_if_nothing_kept(out: Path, runs: list[Path], fresh: bool):
         yield
     except TrainingInterrupted:
         raise
-    except BaseException:
+    except BaseException as exc:
         if fresh and not any((d / CHECKPOINT).exists() or (d / METRICS).exists() for d in runs):
             for run_dir in runs:
                 shutil.rmtree(run_dir, ignore_errors=True)
             (out / COMPARISON).unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 out.rmdir()  # only if empty: the user's other files in --out stay
+        elif isinstance(exc, WriteFailed):  # kept: running the same command again would find the folder taken
+            raise exc.resumable(f"rnnlab compare --resume {out}") from None
         raise
 
 

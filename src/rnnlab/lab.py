@@ -22,9 +22,11 @@ from rnnlab.data.validation import hold_out
 from rnnlab.errors import CheckpointError, RnnlabError
 from rnnlab.models import count_parameters
 from rnnlab.experiments import run_comparison
-from rnnlab.runs import (CHECKPOINT, CONFIG, METRICS, MODEL, RunResult, check_run_dir, create_run_dir, default_run_dir,
-                         discarded_if_diverged, load_run, open_for_resume, weights_checksum, write_json)
-from rnnlab.training.checkpoint import CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_save, remove_stale_temporaries
+from rnnlab.runs import (CHECKPOINT, CONFIG, METRICS, MODEL, RunResult, check_data_source, check_run_dir,
+                         claim_run_dir, default_run_dir, discarded_unless_resumable, load_run, open_for_resume,
+                         weights_checksum, write_json)
+from rnnlab.training.checkpoint import (CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_save, check_progress,
+                                       remove_stale_temporaries)
 from rnnlab.training.distributed import (all_gather_objects, barrier, broadcast_object, init_distributed,
                                          initial_model, launched_by_torchrun, resolve_device, seed_everything)
 from rnnlab.training.evaluate import evaluate
@@ -71,30 +73,34 @@ def train(config: Config | None, run_dir: Path | None = None, *, resume: bool = 
             raise CheckpointError(f"{run_dir} was trained with {checkpoint['world_size']} processes; "
                                   f"resume it with the same number, not {ctx.world_size}")
         dataset, validation = hold_out(dataset or load_data(config, announce=log), config.val_split)
+        if resume:
+            check_data_source(run_dir, dataset.source)
         if resume and ctx.is_main:
             remove_stale_temporaries(run_dir)  # left by a write that was killed half-way
         if not resume:
             check_run_dir(run_dir)  # on every rank, so a refused folder stops every process
             run_id = broadcast_object(uuid.uuid4().hex, ctx)
             barrier(ctx)
-            if ctx.is_main:
-                create_run_dir(run_dir)
-                write_json(run_dir / CONFIG, {"run_id": run_id, **config.to_dict(), "data_source": dataset.source})
+            if ctx.is_main:  # the claim: of two runs started together into one --out, only one goes on
+                claim_run_dir(run_dir, CONFIG, {"run_id": run_id, **config.to_dict(), "data_source": dataset.source})
         barrier(ctx)
 
         if config.backend == "numpy":
             from rnnlab.training.numpy_fit import as_torch_model, fit_numpy
 
             seed_everything(config.seed)
-            with discarded_if_diverged(run_dir, not resume, ctx.is_main):
+            with discarded_unless_resumable(run_dir, not resume, ctx.is_main):  # also a full disk in _finish
                 classifier, epochs = fit_numpy(config, dataset, log=log, stop=stop)
-            model = as_torch_model(config, classifier)
-            return _finish(config, run_dir, run_id, model, epochs, dataset, torch.device("cpu"), log, ctx)
+                model = as_torch_model(config, classifier)
+                return _finish(config, run_dir, run_id, model, epochs, dataset, torch.device("cpu"), log, ctx)
 
         peak = matmul_peak_gflops(str(device) if device.type == "cuda" else device.type, config.precision)
         model = initial_model(config).to(device)
         optimizer = make_optimizer(model, config, device)
-        scheduler = make_scheduler(optimizer, config, -(-len(dataset.train.labels) // config.batch_size))
+        steps_per_epoch = -(-len(dataset.train.labels) // config.batch_size)
+        scheduler = make_scheduler(optimizer, config, steps_per_epoch)
+        if checkpoint is not None:
+            check_progress(checkpoint, steps_per_epoch, config.epochs, run_dir / CHECKPOINT)
         progress = resume_fit(model, optimizer, checkpoint, ctx, device, scheduler) if checkpoint is not None else None
         if progress is not None:
             log(f"{run_dir}: resuming at epoch {progress.epoch + 1}, step {progress.step}")
@@ -123,13 +129,13 @@ def train(config: Config | None, run_dir: Path | None = None, *, resume: bool = 
             if logs is not None:
                 logs.epoch(record)
 
-        with discarded_if_diverged(run_dir, not resume, ctx.is_main):
+        with discarded_unless_resumable(run_dir, not resume, ctx.is_main):  # also a full disk in _finish
             progress = fit(train_model, optimizer, batches, epochs=config.epochs, progress=progress,
                            precision=config.precision, log_every=config.log_every, checkpoints=checkpoints,
                            flops_per_sample=flops, peak_gflops=peak, stop=stop, ctx=ctx, log=log, quiet=quiet,
                            scheduler=scheduler, clip_grad=config.clip_grad, on_log=logs.step if logs else None,
                            after_epoch=after_epoch)
-        return _finish(config, run_dir, run_id, model, progress.epochs, dataset, device, log, ctx, logs)
+            return _finish(config, run_dir, run_id, model, progress.epochs, dataset, device, log, ctx, logs)
 
 
 def _finish(config, run_dir, run_id, model, epochs, dataset, device, log, ctx, logs=None) -> RunResult:

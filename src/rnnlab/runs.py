@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,10 +23,10 @@ from torch import nn
 
 from rnnlab.config import Config, flag
 from rnnlab.data import load_data, sequence_inputs
-from rnnlab.errors import CheckpointError, RnnlabError
+from rnnlab.errors import CheckpointError, RnnlabError, WriteFailed
 from rnnlab.models import new_model
-from rnnlab.training.checkpoint import (CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_write_bytes, check_finite_weights,
-                                       safe_load)
+from rnnlab.training.checkpoint import (CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_write_bytes, check_checkpoint,
+                                       check_finite_weights, safe_load)
 from rnnlab.training.evaluate import Evaluation, evaluate
 from rnnlab.training.fit import TrainingDiverged
 from rnnlab.training.logs import METRICS_CSV, STEPS_CSV
@@ -60,27 +61,46 @@ def check_run_dir(run_dir: Path) -> None:
 def create_run_dir(run_dir: Path) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".rnnlab-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        fd, probe = tempfile.mkstemp(prefix=".rnnlab-write-test.", dir=run_dir)  # its own: others may probe too
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
         raise RnnlabError(f"cannot write the run folder {run_dir}: {exc.strerror or exc}; choose another --out") from None
 
 
+def claim_run_dir(run_dir: Path, name: str, values: dict) -> None:
+    """Create `run_dir` and write its first file `name` (config.json, or a comparison's comparison.json) only if
+    no one has: two runs started together into one --out both passed `check_run_dir`, and the folder ended with
+    the config.json of one and the model.pt of the other. Of two at once, exactly one claims it."""
+    create_run_dir(run_dir)
+    try:
+        write_json(run_dir / name, values, exclusive=True)
+    except FileExistsError:
+        kind = "comparison" if name == COMPARISON else "run"
+        raise RnnlabError(f"{run_dir} already holds a {kind} (another rnnlab started it just now); choose another "
+                          "--out") from None
+
+
 @contextlib.contextmanager
-def discarded_if_diverged(run_dir: Path, fresh: bool, is_main: bool):
-    """A new run whose loss stops being finite before its first checkpoint cannot be resumed: remove what it
-    wrote (and its folder, if empty), so the same --out can be used again. A run with a checkpoint keeps it."""
+def discarded_unless_resumable(run_dir: Path, fresh: bool, is_main: bool):
+    """A new run that stops before its first checkpoint (its loss no longer finite, a full disk) cannot be
+    resumed: remove what it wrote (and its folder, if empty), so the same command can be run again. A run with a
+    checkpoint keeps it, and a full disk then says to resume: running again would find the folder taken."""
     try:
         yield
-    except TrainingDiverged as exc:
+    except (TrainingDiverged, WriteFailed) as exc:
         if not (fresh and is_main and run_dir.is_dir() and not (run_dir / CHECKPOINT).exists()):
+            if isinstance(exc, WriteFailed):
+                raise exc.resumable(f"rnnlab train --resume {run_dir}") from None
             raise
         for path in run_dir.iterdir():
-            if path.name in (CONFIG, METRICS_CSV, STEPS_CSV) or path.name.startswith("events.out.tfevents"):
+            if path.name in (CONFIG, METRICS, MODEL, METRICS_CSV, STEPS_CSV) or path.name.startswith(
+                    "events.out.tfevents") or (path.name.endswith(".tmp") and path.name.startswith(".")):
                 path.unlink(missing_ok=True)
-        if not any(run_dir.iterdir()):
-            run_dir.rmdir()
+        with contextlib.suppress(OSError):
+            run_dir.rmdir()  # only if empty (and not a mount point): the user's other files in --out stay
+        if isinstance(exc, WriteFailed):
+            raise WriteFailed(f"{exc.reason}; nothing was kept in {run_dir}", exc.full) from None
         raise TrainingDiverged(f"{exc}; nothing was kept in {run_dir}") from None
 
 
@@ -111,8 +131,8 @@ def run_lock(run_dir: Path):
         handle.close()
 
 
-def write_json(path: Path, values: dict) -> None:
-    atomic_write_bytes(path, (json.dumps(values, indent=2) + "\n").encode())
+def write_json(path: Path, values: dict, exclusive: bool = False) -> None:
+    atomic_write_bytes(path, (json.dumps(values, indent=2) + "\n").encode(), exclusive=exclusive)
 
 
 def read_json(path: Path, what: str) -> dict:
@@ -209,27 +229,6 @@ def check_metrics(metrics: dict, path: Path) -> dict:
     return metrics
 
 
-def check_checkpoint(checkpoint: dict, path: Path) -> dict:
-    """The parts of a training checkpoint that --resume reads, checked before any is used."""
-    progress, ranks = checkpoint.get("progress"), checkpoint.get("ranks")
-    problems = [
-        not isinstance(checkpoint.get("model"), dict) and "'model' is not a state dict",
-        not isinstance(checkpoint.get("optimizer"), dict) and "'optimizer' is not a state dict",
-        not isinstance(progress, dict) and "'progress' is missing",
-        not (isinstance(ranks, list) and ranks and all(isinstance(r, dict) for r in ranks)) and "'ranks' is empty",
-        not (type(checkpoint.get("world_size", 1)) is int and checkpoint.get("world_size", 1) >= 1)
-        and "'world_size' is not a positive whole number",
-    ]
-    if isinstance(progress, dict):
-        problems += [not (type(progress.get(k)) is int and progress.get(k) >= 0) and f"progress '{k}' is not a count"
-                     for k in ("epoch", "step")]
-        problems.append(not isinstance(progress.get("epochs"), list) and "progress 'epochs' is not a list")
-    problem = next((p for p in problems if p), None)
-    if problem:
-        raise CheckpointError(f"{path}: {problem}; the checkpoint is damaged: start the run again in a new folder")
-    return checkpoint
-
-
 def evaluate_saved(path: str | Path, data_dir: str | None = None,
                    log: Callable[[str], None] = print) -> tuple[Config, Evaluation]:
     """Test accuracy of a saved model on its own dataset (from `data_dir` if given)."""
@@ -267,6 +266,15 @@ def open_for_resume(run_dir: Path | None, overrides: dict) -> tuple[Config, str,
         raise CheckpointError(f"{run_dir / CHECKPOINT} belongs to another run than {run_dir / CONFIG}; "
                               "resume the folder the checkpoint came from")
     return config, run_id, checkpoint
+
+
+def check_data_source(run_dir: Path, source: str) -> None:
+    """--resume goes on with the data the run began with (config.json's `data_source`). Without this, a run whose
+    data folder was gone went on with MNIST's 5,000-digit sample and finished on it without a word."""
+    recorded = read_json(Path(run_dir) / CONFIG, "give the folder a run wrote").get("data_source")
+    if isinstance(recorded, str) and recorded != source:  # a run from before data_source was recorded: not known
+        raise RnnlabError(f"{run_dir} was trained on {recorded}, but what is there now is {source}: --resume goes "
+                          "on with the run's own data; put those files back where they were, or start a new run")
 
 
 def format_summary(summary: dict) -> str:

@@ -23,7 +23,7 @@ import torch
 from rnnlab.caption.config import CaptionConfig
 from rnnlab.caption.metrics import score_captions, summary_line
 from rnnlab.errors import CheckpointError, RnnlabError
-from rnnlab.runs import CHECKPOINT, CONFIG, METRICS, MODEL, check_run_dir, create_run_dir, read_json, write_json
+from rnnlab.runs import CHECKPOINT, CONFIG, METRICS, MODEL, check_run_dir, claim_run_dir, read_json, write_json
 from rnnlab.training.checkpoint import atomic_save, capture_rng, remove_stale_temporaries, restore_rng, safe_load
 from rnnlab.training.fit import StopSignals, TrainingInterrupted, check_finite
 
@@ -121,8 +121,7 @@ def train_caption(config: CaptionConfig | None, run_dir: Path | None, *, resume:
         trainer = new_trainer(config, task, log)  # before the folder: --features-from may be refused
         if not resume:
             run_id = uuid.uuid4().hex
-            create_run_dir(run_dir)
-            write_json(run_dir / CONFIG, {"run_id": run_id, **config.to_dict(), "data_source": task.source})
+            claim_run_dir(run_dir, CONFIG, {"run_id": run_id, **config.to_dict(), "data_source": task.source})
         else:
             remove_stale_temporaries(run_dir)
         progress = CaptionProgress()

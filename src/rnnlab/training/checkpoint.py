@@ -1,4 +1,4 @@
-"""Checkpoints: written atomically, read safely.
+"""Checkpoints: written atomically, read safely, checked before --resume uses them.
 
 Writing: a temporary file in the same folder, fsync, then `os.replace`, so a crash (even SIGKILL in
 the middle of a write) leaves the previous checkpoint whole. Reading: `torch.load(weights_only=True)`,
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnnlab.errors import CheckpointError, RnnlabError
+from rnnlab.errors import CheckpointError, WriteFailed
 
 CHECKPOINT_FORMAT = "rnnlab-checkpoint"  # training state, for --resume
 MODEL_FORMAT = "rnnlab-model"  # final weights + config, for evaluate/predict/report
@@ -37,11 +37,12 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file; mkstemp's 0600 must not survive the rename
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, exclusive: bool = False) -> None:
     """Write `data` to `path` so that `path` is always either the old file or the new one, whole.
 
     A temporary file of its own in the same folder (so two writers never collide), fsync, the usual
     permissions, then `os.replace`. Every file rnnlab writes (json, pt, png, html) goes through here.
+    `exclusive`: a claim; `path` must not exist, and FileExistsError says another writer made it first.
     """
     path = Path(path)
     tmp = None
@@ -53,22 +54,41 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
+        _put_in_place(tmp, path, exclusive)
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+    except FileExistsError:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise
     except OSError as exc:  # a full or read-only disk, a folder that went away: the old file is still whole
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-        hint = "free some space there and run again" if full else "choose a folder you can write to"
-        raise RnnlabError(f"cannot write {path}: {exc.strerror or exc}; {hint} (nothing was half-written)") from None
+        raise WriteFailed(f"cannot write {path}: {exc.strerror or exc}", exc.errno in (errno.ENOSPC, errno.EDQUOT)) \
+            from None
     except BaseException:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _put_in_place(tmp: str, path: Path, exclusive: bool) -> None:
+    """`os.replace`, or for a claim `os.link`, which fails when `path` exists: of two writers at the same moment
+    exactly one succeeds, and its file is whole. Where there are no hard links, creating `path` with O_EXCL
+    claims it before the replace (a crash between the two would leave it empty)."""
+    if exclusive:
+        try:
+            os.link(tmp, path)
+            os.unlink(tmp)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK):
+                raise
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+    os.replace(tmp, path)
 
 
 def remove_stale_temporaries(folder: Path) -> None:
@@ -129,6 +149,40 @@ def safe_load(path: str | Path, expected_format: str | tuple[str, ...]) -> dict:
         kind = obj.get("format") if isinstance(obj, dict) and "format" in obj else type(obj).__name__
         raise CheckpointError(f"{path}: this is a {kind!r} file, not an {what} file")
     return obj
+
+
+def check_checkpoint(checkpoint: dict, path: Path) -> dict:
+    """The parts of a training checkpoint that --resume reads, checked before any is used."""
+    progress, ranks = checkpoint.get("progress"), checkpoint.get("ranks")
+    problems = [
+        not isinstance(checkpoint.get("model"), dict) and "'model' is not a state dict",
+        not isinstance(checkpoint.get("optimizer"), dict) and "'optimizer' is not a state dict",
+        not isinstance(progress, dict) and "'progress' is missing",
+        not (isinstance(ranks, list) and ranks and all(isinstance(r, dict) for r in ranks)) and "'ranks' is empty",
+        not (type(checkpoint.get("world_size", 1)) is int and checkpoint.get("world_size", 1) >= 1)
+        and "'world_size' is not a positive whole number",
+    ]
+    if isinstance(progress, dict):
+        problems += [not (type(progress.get(k)) is int and progress.get(k) >= 0) and f"progress '{k}' is not a count"
+                     for k in ("epoch", "step")]
+        problems.append(not isinstance(progress.get("epochs"), list) and "progress 'epochs' is not a list")
+    problem = next((p for p in problems if p), None)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}; the checkpoint is damaged: start the run again in a new folder")
+    return checkpoint
+
+
+def check_progress(checkpoint: dict, steps_per_epoch: int, epochs: int, path: Path) -> None:
+    """The checkpoint's place must be one the run can be at. `check_checkpoint` cannot know an epoch's length
+    (it depends on the data and batch size), so a step of 10**9 passed it and a nonsense epoch was logged."""
+    progress = checkpoint["progress"]
+    epoch, step, finished = progress["epoch"], progress["step"], len(progress["epochs"])
+    problem = (epoch > epochs and f"its epoch {epoch + 1} is past the run's {epochs}"
+               or finished != epoch and f"it holds {finished} finished epochs at epoch {epoch + 1}"
+               or step > steps_per_epoch and f"its step {step} is past the epoch's {steps_per_epoch} steps"
+               or epoch == epochs and step and f"its step {step} is past the run's last epoch")
+    if problem:
+        raise CheckpointError(f"{path}: {problem}; the checkpoint is damaged: start the run again in a new folder")
 
 
 def check_finite_weights(state: dict, path: Path) -> None:

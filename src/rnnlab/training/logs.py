@@ -14,11 +14,12 @@ epoch number), read back by TensorBoard's own `event_accumulator`.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import statistics
 from pathlib import Path
 
-from rnnlab.errors import CheckpointError, RnnlabError
+from rnnlab.errors import CheckpointError, RnnlabError, WriteFailed
 from rnnlab.training.checkpoint import atomic_write_bytes
 
 METRICS_CSV = "metrics.csv"
@@ -119,9 +120,9 @@ class ExperimentLog:
         try:  # one write of a whole line, flushed at once: a killed run keeps every row it logged
             with open(self.run_dir / STEPS_CSV, "a" if self.steps_started else "w") as handle:
                 handle.write(text)
-        except OSError as exc:
-            raise RnnlabError(f"cannot write {self.run_dir / STEPS_CSV}: {exc.strerror or exc}; free some space "
-                              "there or choose a folder you can write to, then resume the run") from None
+        except OSError as exc:  # a row cut short is left out when the file is read back
+            raise WriteFailed(f"cannot write {self.run_dir / STEPS_CSV}: {exc.strerror or exc}",
+                              exc.errno in (errno.ENOSPC, errno.EDQUOT)) from None
         self.steps_started = True
         self.norms.append(grad_norm)
         if self.writer is not None:
