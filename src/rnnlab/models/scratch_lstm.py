@@ -35,7 +35,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from rnnlab.models import _fast
-from rnnlab.models._fast import linear, linear_add, prepare_weight
 
 # nn.LSTM's row blocks are (i, f, g, o); the sheet's column blocks are (i, f, o, g). Swapping the last two
 # blocks maps either layout to the other (the permutation is its own inverse).
@@ -65,52 +64,46 @@ class _LSTMLayerFunction(torch.autograd.Function):
 
     Saved for backward: the activated gates (T, N, 4H) in order i, f, o, g, the cell states
     c_0..c_T (T+1, N, H), tanh(c_1..c_T) (T, N, H) and h_0..h_T (T+1, N, H).
+
+    Everything is written into buffers made once per call, and the per-step views of them are taken
+    before the loops (`unbind`): each step then costs one product and a few element-wise operations on
+    (N, H) tensors, which is what makes the Python loop as fast as nn.LSTM's (docs/benchmarks.md).
     """
 
     @staticmethod
     def forward(ctx, x, h0, c0, Wx, Wh, b):
         T, N, D = x.shape
         H = Wh.shape[0]
-        H2, H3, H4 = 2 * H, 3 * H, 4 * H
-        onednn = _fast.onednn_ok(x)
-        # tanh(z) = 2σ(2z) - 1 (faster on the CPU): the g columns are doubled, so one sigmoid covers all gates.
-        scale = x.new_ones(H4)
-        scale[H3:] = 2.0
-        WxT2 = (Wx * scale).t()  # (4H, D)
-        WhT2 = prepare_weight((Wh * scale).t(), onednn)  # (4H, H)
-        b2 = b * scale
-        # Input projection of all steps, one product: (T, N, 4H).
-        gx = linear(x.reshape(T * N, D), WxT2, b2, onednn).view(T, N, H4)
-        gates = x.new_empty((T, N, H4))
-        hbuf = x.new_empty((T + 1, N, H))  # hbuf[0] = h0, hbuf[t + 1] = h_t
-        cbuf = x.new_empty((T + 1, N, H))  # cbuf[0] = c0, cbuf[t + 1] = c_t
+        H3, H4 = 3 * H, 4 * H
+        # a_t = x_t Wx + b for all T steps in one product; the loop adds h_{t-1} Wh and activates in place,
+        # so that this buffer ends up holding the gates i, f, o, g of every step.
+        gates = b.repeat(T * N, 1)  # a copy of b in each of the T * N rows
+        _fast.addmm_(gates, x.reshape(T * N, D), Wx)
+        gates = gates.view(T, N, H4)
+        h = x.new_empty((T + 1, N, H))  # h[0] = h0, h[t + 1] = h_t
+        c = x.new_empty((T + 1, N, H))  # c[0] = c0, c[t + 1] = c_t
         tanh_c = x.new_empty((T, N, H))
-        hbuf[0].copy_(h0)
-        cbuf[0].copy_(c0)
-        hs, cs, tcs, gxs, gs = hbuf.unbind(0), cbuf.unbind(0), tanh_c.unbind(0), gx.unbind(0), gates.unbind(0)
-        gis, gfs = gates[..., :H].unbind(0), gates[..., H:H2].unbind(0)
-        gos, ggs = gates[..., H2:H3].unbind(0), gates[..., H3:].unbind(0)
+        h[0], c[0] = h0, c0
+        Wh_ = _fast.prepare_weight(Wh)
+        a_, ifo_, g_ = gates.unbind(0), gates[..., :H3].unbind(0), gates[..., H3:].unbind(0)
+        i_, f_, o_ = gates[..., :H].unbind(0), gates[..., H : 2 * H].unbind(0), gates[..., 2 * H : H3].unbind(0)
+        h_, c_, tanh_c_ = h.unbind(0), c.unbind(0), tanh_c.unbind(0)
         for t in range(T):
-            a = linear_add(hs[t], gxs[t], WhT2, onednn)  # x_t Wx + b + h_{t-1} Wh   (N, 4H)
-            torch.sigmoid(a, out=gs[t])  # i, f, o = σ(a); last block σ(2 a_g)
-            g = ggs[t]
-            g.mul_(2).sub_(1)  # g = tanh(a_g)
-            c = cs[t + 1]
-            torch.mul(gfs[t], cs[t], out=c)  # f ⊙ c_{t-1}
-            c.addcmul_(gis[t], g)  # + i ⊙ g
-            tc = tcs[t]
-            _fast.tanh_(tc.copy_(c))  # tanh(c_t)
-            torch.mul(gos[t], tc, out=hs[t + 1])  # h_t = o ⊙ tanh(c_t)
-        ctx.save_for_backward(x, Wx, Wh, gates, hbuf, cbuf, tanh_c)
-        return hbuf[1:], hs[T].clone(), cs[T].clone()
+            _fast.addmm_(a_[t], h_[t], Wh_)  # a = x_t Wx + b + h_{t-1} Wh   (N, 4H)
+            ifo_[t].sigmoid_()  # i, f, o = σ(a_i), σ(a_f), σ(a_o)
+            g_[t].tanh_()  # g = tanh(a_g)
+            torch.mul(f_[t], c_[t], out=c_[t + 1]).addcmul_(i_[t], g_[t])  # c_t = f ⊙ c_{t-1} + i ⊙ g
+            torch.tanh(c_[t + 1], out=tanh_c_[t])
+            torch.mul(o_[t], tanh_c_[t], out=h_[t + 1])  # h_t = o ⊙ tanh(c_t)
+        ctx.save_for_backward(x, Wx, Wh, gates, h, c, tanh_c)
+        return h[1:], h[T].clone(), c[T].clone()
 
     @staticmethod
     def backward(ctx, dout, dh_n, dc_n):
-        x, Wx, Wh, gates, hbuf, cbuf, tanh_c = ctx.saved_tensors
+        x, Wx, Wh, gates, h, c, tanh_c = ctx.saved_tensors
         T, N, D = x.shape
         H = Wh.shape[0]
         H2, H3, H4 = 2 * H, 3 * H, 4 * H
-        onednn = _fast.onednn_ok(x)
         i, o, g = gates[..., :H], gates[..., H2:H3], gates[..., H3:]
 
         # Step-independent factors, for all steps at once:
@@ -119,47 +112,39 @@ class _LSTMLayerFunction(torch.autograd.Function):
         #   da_o = dh ⊙ tanh(c) ⊙ o(1-o),  da_g = dc ⊙ i ⊙ (1 - g^2)
         # i.e. da = [dc, dc, dh, dc] ⊙ Q.
         one = x.new_ones(())
-        K = x.new_empty((T, N, H))
-        torch.addcmul(one, tanh_c, tanh_c, value=-1, out=K).mul_(o)
+        K = torch.addcmul(one, tanh_c, tanh_c, value=-1).mul_(o)
         Q = x.new_empty((T, N, H4))
         sig = gates[..., :H3]
         torch.addcmul(sig, sig, sig, value=-1, out=Q[..., :H3])  # σ(1-σ) for i, f, o
         Q[..., :H].mul_(g)
-        Q[..., H:H2].mul_(cbuf[:T])
+        Q[..., H:H2].mul_(c[:T])
         Q[..., H2:H3].mul_(tanh_c)
         torch.addcmul(one, g, g, value=-1, out=Q[..., H3:]).mul_(i)
 
-        dA = x.new_empty((T, N, H4))
-        Q4s, dA4s = Q.view(T, N, 4, H).unbind(0), dA.view(T, N, 4, H).unbind(0)
-        Qos, dAos = Q[..., H2:H3].unbind(0), dA[..., H2:H3].unbind(0)
-        Ks, fs, dAs = K.unbind(0), gates[..., H:H2].unbind(0), dA.unbind(0)
-        douts = dout.unbind(0)
-        Whw = prepare_weight(Wh, onednn)  # (H, 4H) read as (out, K): da Whᵀ
-        dh = douts[T - 1] + dh_n  # dL/dh_t, total
+        dA = x.new_empty((T, N, H4))  # da_t for every step: the loop fills it
+        Q4_, dA4_ = Q.view(T, N, 4, H).unbind(0), dA.view(T, N, 4, H).unbind(0)
+        Qo_, dAo_ = Q[..., H2:H3].unbind(0), dA[..., H2:H3].unbind(0)
+        K_, f_, dA_, dout_ = K.unbind(0), gates[..., H:H2].unbind(0), dA.unbind(0), dout.unbind(0)
+        WhT_ = _fast.prepare_weight(Wh.t())  # (4H, H): da Whᵀ
+        dh = dout_[T - 1] + dh_n  # dL/dh_t, total
         dc = dc_n.clone()
-        dc1 = dc.unsqueeze(1)
+        dc1 = dc.unsqueeze(1)  # dc as (N, 1, H), to multiply all four gate blocks at once
         for t in range(T - 1, -1, -1):
-            dc.addcmul_(dh, Ks[t])  # dL/dc_t, total
-            torch.mul(dc1, Q4s[t], out=dA4s[t])
-            torch.mul(dh, Qos[t], out=dAos[t])  # the o gate reads dh, not dc
-            dc.mul_(fs[t])  # the c_{t-1} part of dL/dc_{t-1}
+            dc.addcmul_(dh, K_[t])  # dL/dc_t, total
+            torch.mul(dc1, Q4_[t], out=dA4_[t])
+            torch.mul(dh, Qo_[t], out=dAo_[t])  # the o gate reads dh, not dc
+            dc.mul_(f_[t])  # the c_{t-1} part of dL/dc_{t-1}
+            dh = _fast.mm(dA_[t], WhT_)  # dL/dh_{t-1} through the recurrence: da_t Whᵀ ...
             if t > 0:
-                dh = linear_add(dAs[t], douts[t - 1], Whw, onednn)  # dout_{t-1} + da_t Whᵀ
-            else:
-                dh = linear(dAs[0], Whw, None, onednn)  # dL/dh0 = da_0 Whᵀ
+                dh += dout_[t - 1]  # ... plus what the output h_{t-1} receives
 
+        # The weight gradients and dx do not depend on the recurrence: one product each over all T steps.
         dA_flat = dA.view(T * N, H4)
         need = ctx.needs_input_grad
-        dx = linear(dA_flat, Wx, None, onednn).view(T, N, D) if need[0] else None
-        dWx = dWh = db = None
-        if need[3] or need[4] or need[5]:
-            # dWx, dWh and db as ONE product over all T steps: [x_t | h_{t-1} | 1]ᵀ da_t summed over t.
-            xh1 = x.new_empty((D + H + 1, T * N))
-            xh1[:D].copy_(x.reshape(T * N, D).t())
-            xh1[D : D + H].copy_(hbuf[:T].reshape(T * N, H).t())
-            xh1[D + H].fill_(1.0)
-            dW = linear(xh1, dA_flat.t(), None, onednn)  # (D + H + 1, 4H)
-            dWx, dWh, db = dW[:D], dW[D : D + H], dW[D + H]
+        dx = _fast.mm(dA_flat, Wx.t()).view(T, N, D) if need[0] else None
+        dWx = _fast.mm(x.reshape(T * N, D).t(), dA_flat) if need[3] else None  # Σ_t x_tᵀ da_t
+        dWh = _fast.mm(h[:T].reshape(T * N, H).t(), dA_flat) if need[4] else None  # Σ_t h_{t-1}ᵀ da_t
+        db = dA_flat.sum(0) if need[5] else None  # Σ_t da_t
         return dx, (dh if need[1] else None), (dc if need[2] else None), dWx, dWh, db
 
 
