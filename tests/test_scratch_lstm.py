@@ -98,6 +98,20 @@ def test_matches_nn_lstm_after_from_torch_lstm(N, T, D, H, layers, device):
         assert_close(g_b, getattr(ref, f"bias_hh_l{k}").grad, 1e-5, f"bias_hh_l{k}")
 
 
+@pytest.mark.parametrize("mkl_is_fast", [True, False], ids=["mkl", "onednn"])
+@pytest.mark.parametrize("N,T,D,H,layers", [(3, 5, 4, 6, 1), (64, 28, 28, 128, 2)])
+def test_both_cpu_product_paths_match_nn_lstm(N, T, D, H, layers, mkl_is_fast, monkeypatch):
+    """`_fast` sends the products to MKL on Intel CPUs and to oneDNN elsewhere: both give nn.LSTM's
+    outputs and gradients, whichever CPU runs the test."""
+    from rnnlab.models import _fast
+
+    if not mkl_is_fast and not _fast._HAS_ONEDNN_LINEAR:
+        pytest.skip("this torch has no oneDNN linear")
+    monkeypatch.setattr(_fast, "_MKL_IS_FAST", mkl_is_fast)
+    assert _fast.onednn_ok(torch.zeros(1)) is (not mkl_is_fast)
+    test_matches_nn_lstm_after_from_torch_lstm(N, T, D, H, layers, "cpu")
+
+
 def test_classifier_training_steps_match_nn_lstm():
     """The lab's step (logits from hn[-1], cross-entropy, backward, Adam), three times.
 

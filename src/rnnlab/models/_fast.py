@@ -1,8 +1,8 @@
 """Which GEMM `ScratchLSTM`'s products go to on the CPU, kept apart from the readable model.
 
 Nothing here changes what is computed, only how fast (tests compare ScratchLSTM with nn.LSTM to 1e-5).
-The model writes its products as `addmm_(a, x, W)` (a += x W) and `mm(x, W)` (x W), with W in the sheet's
-(K, out) layout, and these pick the library:
+The model writes its products as `addmm_(a, x, W)` (a += x W), `addmm(other, x, W)` and `mm(x, W)`, as
+torch's functions of the same names, with W in the sheet's (K, out) layout, and these pick the library:
 
 * On Intel CPUs, plain `torch.addmm_`/`torch.mm`, i.e. MKL's sgemm. There MKL is the faster of the two:
   on the AVX-512 Xeon of docs/benchmarks.md the recurrent product (64×128 by 128×512) takes 46 µs with
@@ -64,6 +64,14 @@ def addmm_(a: torch.Tensor, x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
     if w is not None:
         return a.copy_(torch.ops.mkldnn._linear_pointwise.binary(x, a, w, None, "add"))
     return a.addmm_(x, W)
+
+
+def addmm(other: torch.Tensor, x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """other + x W (a new tensor), for x (M, K) and W (K, out) (any strides) or `prepare_weight(W)`."""
+    w = _onednn_weight(x, W)
+    if w is not None:
+        return torch.ops.mkldnn._linear_pointwise.binary(x, other, w, None, "add")
+    return torch.addmm(other, x, W)
 
 
 def mm(x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:

@@ -96,6 +96,7 @@ class _LSTMLayerFunction(torch.autograd.Function):
             torch.tanh(c_[t + 1], out=tanh_c_[t])
             torch.mul(o_[t], tanh_c_[t], out=h_[t + 1])  # h_t = o ⊙ tanh(c_t)
         ctx.save_for_backward(x, Wx, Wh, gates, h, c, tanh_c)
+        ctx.set_materialize_grads(False)  # an output nothing reads gets None in backward, not a tensor of zeros
         return h[1:], h[T].clone(), c[T].clone()
 
     @staticmethod
@@ -124,19 +125,23 @@ class _LSTMLayerFunction(torch.autograd.Function):
         dA = x.new_empty((T, N, H4))  # da_t for every step: the loop fills it
         Q4_, dA4_ = Q.view(T, N, 4, H).unbind(0), dA.view(T, N, 4, H).unbind(0)
         Qo_, dAo_ = Q[..., H2:H3].unbind(0), dA[..., H2:H3].unbind(0)
-        K_, f_, dA_, dout_ = K.unbind(0), gates[..., H:H2].unbind(0), dA.unbind(0), dout.unbind(0)
+        K_, f_, dA_ = K.unbind(0), gates[..., H:H2].unbind(0), dA.unbind(0)
+        dout_ = dout.unbind(0) if dout is not None else None  # None: the outputs h_1..h_T are not used
         WhT_ = _fast.prepare_weight(Wh.t())  # (4H, H): da Whᵀ
-        dh = dout_[T - 1] + dh_n  # dL/dh_t, total
-        dc = dc_n.clone()
+        dh = dh_n.clone() if dh_n is not None else x.new_zeros((N, H))  # dL/dh_t, total
+        if dout is not None:
+            dh += dout_[T - 1]
+        dc = dc_n.clone() if dc_n is not None else x.new_zeros((N, H))
         dc1 = dc.unsqueeze(1)  # dc as (N, 1, H), to multiply all four gate blocks at once
         for t in range(T - 1, -1, -1):
             dc.addcmul_(dh, K_[t])  # dL/dc_t, total
             torch.mul(dc1, Q4_[t], out=dA4_[t])
             torch.mul(dh, Qo_[t], out=dAo_[t])  # the o gate reads dh, not dc
             dc.mul_(f_[t])  # the c_{t-1} part of dL/dc_{t-1}
-            dh = _fast.mm(dA_[t], WhT_)  # dL/dh_{t-1} through the recurrence: da_t Whᵀ ...
-            if t > 0:
-                dh += dout_[t - 1]  # ... plus what the output h_{t-1} receives
+            if t > 0 and dout is not None:  # dL/dh_{t-1}: what the output h_{t-1} receives + da_t Whᵀ
+                dh = _fast.addmm(dout_[t - 1], dA_[t], WhT_)
+            else:
+                dh = _fast.mm(dA_[t], WhT_)
 
         # The weight gradients and dx do not depend on the recurrence: one product each over all T steps.
         dA_flat = dA.view(T * N, H4)
