@@ -1,10 +1,10 @@
 """Which GEMM `ScratchLSTM`'s products go to on the CPU, kept apart from the readable model.
 
 Nothing here changes what is computed, only how fast (tests compare ScratchLSTM with nn.LSTM to 1e-5).
-The model writes its products as `addmm_(a, x, W)` (a += x W), `addmm(other, x, W)` and `mm(x, W)`, as
-torch's functions of the same names, with W in the sheet's (K, out) layout, and these pick the library:
+The model writes its products as `addmm(other, x, W)` (other + x W) and `mm(x, W)`, as torch's functions
+of the same names, with W in the sheet's (K, out) layout, and these pick the library:
 
-* On Intel CPUs, plain `torch.addmm_`/`torch.mm`, i.e. MKL's sgemm. There MKL is the faster of the two:
+* On Intel CPUs, plain `torch.addmm`/`torch.mm`, i.e. MKL's sgemm. There MKL is the faster of the two:
   on the AVX-512 Xeon of docs/benchmarks.md the recurrent product (64×128 by 128×512) takes 46 µs with
   MKL and 75 µs with oneDNN, and a whole training step 0.8× nn.LSTM's against ~1.5× with oneDNN.
 * On other CPUs (AMD EPYC, where MKL's sgemm was measured at half oneDNN's speed), CPU float32 products
@@ -58,20 +58,17 @@ def _onednn_weight(x: torch.Tensor, W: torch.Tensor) -> torch.Tensor | None:
     return W.t() if onednn_ok(x) else None
 
 
-def addmm_(a: torch.Tensor, x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-    """a += x W in place, for a (M, out), x (M, K) and W (K, out) (any strides) or `prepare_weight(W)`."""
+def addmm(other: torch.Tensor, x: torch.Tensor, W: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """other + x W, for x (M, K), W (K, out) (any strides) or `prepare_weight(W)`, and `other` a bias (out,)
+    or an (M, out) tensor; written into `out` when given."""
     w = _onednn_weight(x, W)
-    if w is not None:
-        return a.copy_(torch.ops.mkldnn._linear_pointwise.binary(x, a, w, None, "add"))
-    return a.addmm_(x, W)
-
-
-def addmm(other: torch.Tensor, x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-    """other + x W (a new tensor), for x (M, K) and W (K, out) (any strides) or `prepare_weight(W)`."""
-    w = _onednn_weight(x, W)
-    if w is not None:
-        return torch.ops.mkldnn._linear_pointwise.binary(x, other, w, None, "add")
-    return torch.addmm(other, x, W)
+    if w is None:
+        return torch.addmm(other, x, W, out=out)
+    if other.dim() == 1:
+        result = torch.ops.mkldnn._linear_pointwise(x, w, other, "none", [], "")
+    else:
+        result = torch.ops.mkldnn._linear_pointwise.binary(x, other, w, None, "add")
+    return result if out is None else out.copy_(result)
 
 
 def mm(x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:

@@ -12,16 +12,16 @@ Each layer holds the sheet's parameters (CS231n assignment 3 layout):
 `ScratchLSTM` is a drop-in for `nn.LSTM(..., batch_first=True)`: `(output, (h_n, c_n))`, optional
 `(h0, c0)`. One `torch.autograd.Function` per layer runs the loop and the gradient of the equations:
 
-* the input projection `x_t Wx + b` of all T steps is one matrix product before the loop;
-* the loop does only the recurrent product `h_{t-1} Wh` (in place into the gate buffer) and the
-  element-wise cell update, and keeps the activated gates for the backward pass;
+* each step is ONE product, `a_t = [x_t, h_{t-1}] [Wx; Wh] + b`, read from a buffer whose row t holds
+  x_t beside h_{t-1} (the loop writes h_t next to x_{t+1}), then the element-wise cell update; the
+  activated gates are kept for the backward pass;
 * the backward loop carries only (dh, dc) and writes the gate gradients dA (T, N, 4H);
   everything that does not depend on the recurrence is computed for all steps at once;
-* dWx, dWh and db together are ONE product over all T steps after the loop
-  ([x_t | h_{t-1} | 1]ᵀ da_t), and dx is one product too.
+* dWx and dWh together are ONE product over all T steps after the loop (Σ_t [x_t, h_{t-1}]ᵀ da_t),
+  db a sum, and dx is one product too.
 
-Speed-only code (oneDNN's GEMM, a faster tanh) is in `rnnlab.models._fast`; this file reads as the
-equations. `from_torch_lstm`/`to_torch_lstm` convert to and from `nn.LSTM` (gate order i, f, g, o,
+Which library runs the products (MKL or oneDNN, by CPU) is decided in `rnnlab.models._fast`; this file
+reads as the equations. `from_torch_lstm`/`to_torch_lstm` convert to and from `nn.LSTM` (gate order i, f, g, o,
 weights transposed, two biases whose sum is `b`); `sheet_to_torch_weights` is the one place that maps
 the layouts.
 """
@@ -62,12 +62,12 @@ class _LSTMLayerFunction(torch.autograd.Function):
     forward(x (T, N, D), h0 (N, H), c0 (N, H), Wx (D, 4H), Wh (H, 4H), b (4H,))
         -> output (T, N, H) (h_1..h_T), h_T (N, H), c_T (N, H)
 
-    Saved for backward: the activated gates (T, N, 4H) in order i, f, o, g, the cell states
-    c_0..c_T (T+1, N, H), tanh(c_1..c_T) (T, N, H) and h_0..h_T (T+1, N, H).
+    Saved for backward: the rows [x_t, h_{t-1}] (T+1, N, D+H) (the last holds h_T), the activated gates (T, N, 4H) in
+    order i, f, o, g, the cell states c_0..c_T (T+1, N, H) and tanh(c_1..c_T) (T, N, H).
 
     Everything is written into buffers made once per call, and the per-step views of them are taken
     before the loops (`unbind`): each step then costs one product and a few element-wise operations on
-    (N, H) tensors, which is what makes the Python loop as fast as nn.LSTM's (docs/benchmarks.md).
+    (N, H) tensors, which keeps the Python loop level with nn.LSTM's fused kernels (docs/benchmarks.md).
     """
 
     @staticmethod
@@ -75,35 +75,37 @@ class _LSTMLayerFunction(torch.autograd.Function):
         T, N, D = x.shape
         H = Wh.shape[0]
         H3, H4 = 3 * H, 4 * H
-        # a_t = x_t Wx + b for all T steps in one product; the loop adds h_{t-1} Wh and activates in place,
-        # so that this buffer ends up holding the gates i, f, o, g of every step.
-        gates = b.repeat(T * N, 1)  # a copy of b in each of the T * N rows
-        _fast.addmm_(gates, x.reshape(T * N, D), Wx)
-        gates = gates.view(T, N, H4)
-        h = x.new_empty((T + 1, N, H))  # h[0] = h0, h[t + 1] = h_t
+        # a_t = x_t Wx + h_{t-1} Wh + b = [x_t, h_{t-1}] W + b, with W = [Wx; Wh] (D + H, 4H): one product a step.
+        # Row t of xh holds [x_t, h_{t-1}]; the loop writes h_t into the right part of row t + 1.
+        W = _fast.prepare_weight(torch.cat([Wx, Wh]))
+        xh = x.new_empty((T + 1, N, D + H))
+        xh[:T, :, :D] = x
+        xh[0, :, D:] = h0
+        h = xh[:, :, D:]  # h[0] = h0, h[t + 1] = h_t
+        gates = x.new_empty((T, N, H4))  # i, f, o, g of every step
         c = x.new_empty((T + 1, N, H))  # c[0] = c0, c[t + 1] = c_t
         tanh_c = x.new_empty((T, N, H))
-        h[0], c[0] = h0, c0
-        Wh_ = _fast.prepare_weight(Wh)
-        a_, ifo_, g_ = gates.unbind(0), gates[..., :H3].unbind(0), gates[..., H3:].unbind(0)
+        c[0] = c0
+        xh_, a_, ifo_, g_ = xh.unbind(0), gates.unbind(0), gates[..., :H3].unbind(0), gates[..., H3:].unbind(0)
         i_, f_, o_ = gates[..., :H].unbind(0), gates[..., H : 2 * H].unbind(0), gates[..., 2 * H : H3].unbind(0)
         h_, c_, tanh_c_ = h.unbind(0), c.unbind(0), tanh_c.unbind(0)
         for t in range(T):
-            _fast.addmm_(a_[t], h_[t], Wh_)  # a = x_t Wx + b + h_{t-1} Wh   (N, 4H)
+            _fast.addmm(b, xh_[t], W, out=a_[t])  # a = [x_t, h_{t-1}] W + b   (N, 4H)
             ifo_[t].sigmoid_()  # i, f, o = σ(a_i), σ(a_f), σ(a_o)
             g_[t].tanh_()  # g = tanh(a_g)
             torch.mul(f_[t], c_[t], out=c_[t + 1]).addcmul_(i_[t], g_[t])  # c_t = f ⊙ c_{t-1} + i ⊙ g
             torch.tanh(c_[t + 1], out=tanh_c_[t])
             torch.mul(o_[t], tanh_c_[t], out=h_[t + 1])  # h_t = o ⊙ tanh(c_t)
-        ctx.save_for_backward(x, Wx, Wh, gates, h, c, tanh_c)
+        ctx.save_for_backward(xh, Wx, Wh, gates, c, tanh_c)
         ctx.set_materialize_grads(False)  # an output nothing reads gets None in backward, not a tensor of zeros
         return h[1:], h[T].clone(), c[T].clone()
 
     @staticmethod
     def backward(ctx, dout, dh_n, dc_n):
-        x, Wx, Wh, gates, h, c, tanh_c = ctx.saved_tensors
-        T, N, D = x.shape
-        H = Wh.shape[0]
+        xh, Wx, Wh, gates, c, tanh_c = ctx.saved_tensors
+        T, N, _ = gates.shape
+        D, H = Wx.shape[0], Wh.shape[0]
+        x = xh[:, :, :D]
         H2, H3, H4 = 2 * H, 3 * H, 4 * H
         i, o, g = gates[..., :H], gates[..., H2:H3], gates[..., H3:]
 
@@ -147,8 +149,10 @@ class _LSTMLayerFunction(torch.autograd.Function):
         dA_flat = dA.view(T * N, H4)
         need = ctx.needs_input_grad
         dx = _fast.mm(dA_flat, Wx.t()).view(T, N, D) if need[0] else None
-        dWx = _fast.mm(x.reshape(T * N, D).t(), dA_flat) if need[3] else None  # Σ_t x_tᵀ da_t
-        dWh = _fast.mm(h[:T].reshape(T * N, H).t(), dA_flat) if need[4] else None  # Σ_t h_{t-1}ᵀ da_t
+        dWx = dWh = None
+        if need[3] or need[4]:  # [dWx; dWh] = Σ_t [x_t, h_{t-1}]ᵀ da_t, one product
+            dW = _fast.mm(xh[:T].reshape(T * N, D + H).t(), dA_flat)
+            dWx, dWh = dW[:D], dW[D:]
         db = dA_flat.sum(0) if need[5] else None  # Σ_t da_t
         return dx, (dh if need[1] else None), (dc if need[2] else None), dWx, dWh, db
 
