@@ -295,6 +295,32 @@ def test_benchmark_script_runs(capsys):
     assert result["ratio_scratch"] > 0 and result["ratio_numpy"] > 0
 
 
+def _benchmark_module(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_version_and_kernel_benchmarks_run(capsys):
+    """benchmarks/scratch_versions.py loads ScratchLSTM from git (here: the commit that had the workspace, and
+    the working tree), every version computing nn.LSTM's first loss; benchmarks/lstm_kernels.py prints its table."""
+    versions = _benchmark_module("scratch_versions")
+    if versions.source("501fa1e", "scratch_lstm.py") is None:
+        pytest.skip("no git history here")
+    result = versions.measure(["501fa1e", "WORKTREE"], tuned=False, threads=1, steps=1, repeats=1)
+    losses = result["first_loss"]
+    assert losses["501fa1e"] == pytest.approx(losses["nn.LSTM"], abs=1e-5)
+    assert losses["WORKTREE"] == pytest.approx(losses["nn.LSTM"], abs=1e-5)
+    assert set(result["ratio"]) == {"nn.LSTM", "501fa1e", "WORKTREE"}
+    _benchmark_module("lstm_kernels").main(["--calls", "2"])
+    assert "torch.tanh" in capsys.readouterr().out
+
+
 def test_scratch_lstm_learns_real_digits_through_the_cli(tmp_path, mnist_dir):
     """`rnnlab train --model scratch-lstm` (the sheet's 2-layer, 128-unit LSTM on the hand-written backward)
     learns real MNIST in one short epoch (200 steps). Its full-data 5-epoch accuracy over three seeds is a `make results`

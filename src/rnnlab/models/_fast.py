@@ -5,8 +5,8 @@ The model writes its products as `addmm(other, x, W)` (other + x W) and `mm(x, W
 of the same names, with W in the sheet's (K, out) layout, and these pick the library:
 
 * On Intel CPUs, plain `torch.addmm`/`torch.mm`, i.e. MKL's sgemm. There MKL is the faster of the two:
-  on the AVX-512 Xeon of docs/benchmarks.md the recurrent product (64×128 by 128×512) takes 46 µs with
-  MKL and 75 µs with oneDNN, and a whole training step 0.8× nn.LSTM's against ~1.5× with oneDNN.
+  on the AVX-512 Xeon of docs/benchmarks.md the per-step product (64×128 by 128×512) takes 50 µs with
+  MKL and 78 µs with oneDNN (`benchmarks/lstm_kernels.py`).
 * On other CPUs (AMD EPYC, where MKL's sgemm was measured at half oneDNN's speed), CPU float32 products
   go to oneDNN's GEMM through the private `torch.ops.mkldnn._linear_pointwise`, the GEMM nn.LSTM itself
   uses on the CPU, with the weight reordered once per pass by `prepare_weight`.
