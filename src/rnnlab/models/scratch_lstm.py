@@ -124,9 +124,8 @@ class _LSTMLayerFunction(torch.autograd.Function):
         Q[..., H2:H3].mul_(tanh_c)
         torch.addcmul(one, g, g, value=-1, out=Q[..., H3:]).mul_(i)
 
-        dA = x.new_empty((T, N, H4))  # da_t for every step: the loop fills it
-        Q4_, dA4_ = Q.view(T, N, 4, H).unbind(0), dA.view(T, N, 4, H).unbind(0)
-        Qo_, dAo_ = Q[..., H2:H3].unbind(0), dA[..., H2:H3].unbind(0)
+        dA = Q  # the loop turns Q into the gate gradients da_t, in place
+        Qif_, Qo_, Qg_ = Q.view(T, N, 4, H)[:, :, :2].unbind(0), Q[..., H2:H3].unbind(0), Q[..., H3:].unbind(0)
         K_, f_, dA_ = K.unbind(0), gates[..., H:H2].unbind(0), dA.unbind(0)
         dout_ = dout.unbind(0) if dout is not None else None  # None: the outputs h_1..h_T are not used
         WhT_ = _fast.prepare_weight(Wh.t())  # (4H, H): da Whᵀ
@@ -134,11 +133,12 @@ class _LSTMLayerFunction(torch.autograd.Function):
         if dout is not None:
             dh += dout_[T - 1]
         dc = dc_n.clone() if dc_n is not None else x.new_zeros((N, H))
-        dc1 = dc.unsqueeze(1)  # dc as (N, 1, H), to multiply all four gate blocks at once
+        dc1 = dc.unsqueeze(1)  # dc as (N, 1, H), to multiply the i and f blocks at once
         for t in range(T - 1, -1, -1):
             dc.addcmul_(dh, K_[t])  # dL/dc_t, total
-            torch.mul(dc1, Q4_[t], out=dA4_[t])
-            torch.mul(dh, Qo_[t], out=dAo_[t])  # the o gate reads dh, not dc
+            Qif_[t].mul_(dc1)  # da_i, da_f = dc ⊙ Q_i, dc ⊙ Q_f
+            Qg_[t].mul_(dc)  # da_g = dc ⊙ Q_g
+            Qo_[t].mul_(dh)  # da_o = dh ⊙ Q_o: the o gate reads dh, not dc
             dc.mul_(f_[t])  # the c_{t-1} part of dL/dc_{t-1}
             if t > 0 and dout is not None:  # dL/dh_{t-1}: what the output h_{t-1} receives + da_t Whᵀ
                 dh = _fast.addmm(dout_[t - 1], dA_[t], WhT_)
