@@ -107,22 +107,27 @@ class _LSTMLayerFunction(torch.autograd.Function):
         D, H = Wx.shape[0], Wh.shape[0]
         x = xh[:, :, :D]
         H2, H3, H4 = 2 * H, 3 * H, 4 * H
-        i, o, g = gates[..., :H], gates[..., H2:H3], gates[..., H3:]
 
-        # Step-independent factors, for all steps at once:
+        # Factors that do not depend on the recurrence:
         #   dc_t = dc_{t+1} ⊙ f_{t+1} + dh_t ⊙ K_t,        K = o ⊙ (1 - tanh(c)^2)
         #   da_i = dc ⊙ g ⊙ i(1-i),  da_f = dc ⊙ c_{t-1} ⊙ f(1-f),
         #   da_o = dh ⊙ tanh(c) ⊙ o(1-o),  da_g = dc ⊙ i ⊙ (1 - g^2)
         # i.e. da = [dc, dc, dh, dc] ⊙ Q.
         one = x.new_ones(())
-        K = torch.addcmul(one, tanh_c, tanh_c, value=-1).mul_(o)
+        K = x.new_empty((T, N, H))
         Q = x.new_empty((T, N, H4))
-        sig = gates[..., :H3]
-        torch.addcmul(sig, sig, sig, value=-1, out=Q[..., :H3])  # σ(1-σ) for i, f, o
-        Q[..., :H].mul_(g)
-        Q[..., H:H2].mul_(c[:T])
-        Q[..., H2:H3].mul_(tanh_c)
-        torch.addcmul(one, g, g, value=-1, out=Q[..., H3:]).mul_(i)
+
+        def factors(s: slice) -> None:
+            """K and Q of the steps in `s`. Speed only: the loop asks for a few steps at a time, just before it
+            needs them, so that it finds them still in the CPU's cache (all T at once would not fit)."""
+            gs, tcs, q = gates[s], tanh_c[s], Q[s]
+            torch.addcmul(one, tcs, tcs, value=-1, out=K[s]).mul_(gs[..., H2:H3])
+            sig = gs[..., :H3]
+            torch.addcmul(sig, sig, sig, value=-1, out=q[..., :H3])  # σ(1-σ) for i, f, o
+            q[..., :H].mul_(gs[..., H3:])
+            q[..., H:H2].mul_(c[s])  # c_{t-1} for step t is c[t]
+            q[..., H2:H3].mul_(tcs)
+            torch.addcmul(one, gs[..., H3:], gs[..., H3:], value=-1, out=q[..., H3:]).mul_(gs[..., :H])
 
         dA = Q  # the loop turns Q into the gate gradients da_t, in place
         Qif_, Qo_, Qg_ = Q.view(T, N, 4, H)[:, :, :2].unbind(0), Q[..., H2:H3].unbind(0), Q[..., H3:].unbind(0)
@@ -134,7 +139,11 @@ class _LSTMLayerFunction(torch.autograd.Function):
             dh += dout_[T - 1]
         dc = dc_n.clone() if dc_n is not None else x.new_zeros((N, H))
         dc1 = dc.unsqueeze(1)  # dc as (N, 1, H), to multiply the i and f blocks at once
+        factors_from = T  # K and Q are ready for steps factors_from..T-1
         for t in range(T - 1, -1, -1):
+            if t < factors_from:
+                factors_from = max(0, t + 1 - 4)
+                factors(slice(factors_from, t + 1))
             dc.addcmul_(dh, K_[t])  # dL/dc_t, total
             Qif_[t].mul_(dc1)  # da_i, da_f = dc ⊙ Q_i, dc ⊙ Q_f
             Qg_[t].mul_(dc)  # da_g = dc ⊙ Q_g
