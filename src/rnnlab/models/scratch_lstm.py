@@ -113,13 +113,11 @@ class _LSTMLayerFunction(torch.autograd.Function):
         #   da_i = dc ⊙ g ⊙ i(1-i),  da_f = dc ⊙ c_{t-1} ⊙ f(1-f),
         #   da_o = dh ⊙ tanh(c) ⊙ o(1-o),  da_g = dc ⊙ i ⊙ (1 - g^2)
         # i.e. da = [dc, dc, dh, dc] ⊙ Q.
-        one = x.new_ones(())
-        K = x.new_empty((T, N, H))
-        Q = x.new_empty((T, N, H4))
+        one, K, Q = x.new_ones(()), x.new_empty((T, N, H)), x.new_empty((T, N, H4))
 
         def factors(s: slice) -> None:
-            """K and Q of the steps in `s`. Speed only: the loop asks for a few steps at a time, just before it
-            needs them, so that it finds them still in the CPU's cache (all T at once would not fit)."""
+            """K and Q of the steps in `s`. Speed only: the loop asks for 4 steps at a time, just before it needs
+            them, so that it finds them in the CPU's cache (all T at once would not fit); nothing else changes."""
             gs, tcs, q = gates[s], tanh_c[s], Q[s]
             torch.addcmul(one, tcs, tcs, value=-1, out=K[s]).mul_(gs[..., H2:H3])
             sig = gs[..., :H3]
