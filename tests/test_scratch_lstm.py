@@ -98,6 +98,20 @@ def test_matches_nn_lstm_after_from_torch_lstm(N, T, D, H, layers, device):
         assert_close(g_b, getattr(ref, f"bias_hh_l{k}").grad, 1e-5, f"bias_hh_l{k}")
 
 
+@pytest.mark.parametrize("mkl_is_fast", [True, False], ids=["mkl", "onednn"])
+@pytest.mark.parametrize("N,T,D,H,layers", [(3, 5, 4, 6, 1), (64, 28, 28, 128, 2)])
+def test_both_cpu_product_paths_match_nn_lstm(N, T, D, H, layers, mkl_is_fast, monkeypatch):
+    """`_fast` sends the products to MKL on Intel CPUs and to oneDNN elsewhere: both give nn.LSTM's
+    outputs and gradients, whichever CPU runs the test."""
+    from rnnlab.models import _fast
+
+    if not mkl_is_fast and not _fast._HAS_ONEDNN_LINEAR:
+        pytest.skip("this torch has no oneDNN linear")
+    monkeypatch.setattr(_fast, "_MKL_IS_FAST", mkl_is_fast)
+    assert _fast.onednn_ok(torch.zeros(1)) is (not mkl_is_fast)
+    test_matches_nn_lstm_after_from_torch_lstm(N, T, D, H, layers, "cpu")
+
+
 def test_classifier_training_steps_match_nn_lstm():
     """The lab's step (logits from hn[-1], cross-entropy, backward, Adam), three times.
 
@@ -279,6 +293,32 @@ def test_benchmark_script_runs(capsys):
     printed = capsys.readouterr().out
     assert "| nn.LSTM" in printed and "ScratchLSTM / nn.LSTM" in printed
     assert result["ratio_scratch"] > 0 and result["ratio_numpy"] > 0
+
+
+def _benchmark_module(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_version_and_kernel_benchmarks_run(capsys):
+    """benchmarks/scratch_versions.py loads ScratchLSTM from git (here: the commit that had the workspace, and
+    the working tree), every version computing nn.LSTM's first loss; benchmarks/lstm_kernels.py prints its table."""
+    versions = _benchmark_module("scratch_versions")
+    if versions.source("501fa1e", "scratch_lstm.py") is None:
+        pytest.skip("no git history here")
+    result = versions.measure(["501fa1e", "WORKTREE"], tuned=False, threads=1, steps=1, repeats=1)
+    losses = result["first_loss"]
+    assert losses["501fa1e"] == pytest.approx(losses["nn.LSTM"], abs=1e-5)
+    assert losses["WORKTREE"] == pytest.approx(losses["nn.LSTM"], abs=1e-5)
+    assert set(result["ratio"]) == {"nn.LSTM", "501fa1e", "WORKTREE"}
+    _benchmark_module("lstm_kernels").main(["--calls", "2"])
+    assert "torch.tanh" in capsys.readouterr().out
 
 
 def test_scratch_lstm_learns_real_digits_through_the_cli(tmp_path, mnist_dir):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
 from pathlib import Path
 
@@ -278,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rnnlab: error: {exc}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a SIGINT noted late must not end the exit as -2
         print("rnnlab: interrupted", file=sys.stderr, flush=True)
         return 130
     except TrainingInterrupted as exc:

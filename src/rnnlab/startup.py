@@ -38,6 +38,7 @@ def main() -> int:
         with interrupts_held():
             from rnnlab.cli import main as cli_main
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a SIGINT noted late must not end the exit as -2
         print("rnnlab: interrupted", file=sys.stderr, flush=True)
         return 130
     return cli_main()

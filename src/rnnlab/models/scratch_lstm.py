@@ -12,16 +12,16 @@ Each layer holds the sheet's parameters (CS231n assignment 3 layout):
 `ScratchLSTM` is a drop-in for `nn.LSTM(..., batch_first=True)`: `(output, (h_n, c_n))`, optional
 `(h0, c0)`. One `torch.autograd.Function` per layer runs the loop and the gradient of the equations:
 
-* the input projection `x_t Wx + b` of all T steps is one matrix product before the loop;
-* the loop does only the recurrent product `h_{t-1} Wh` (in place into the gate buffer) and the
-  element-wise cell update, and keeps the activated gates for the backward pass;
+* each step is ONE product, `a_t = [x_t, h_{t-1}] [Wx; Wh] + b`, read from a buffer whose row t holds
+  x_t beside h_{t-1} (the loop writes h_t next to x_{t+1}), then the element-wise cell update; the
+  activated gates are kept for the backward pass;
 * the backward loop carries only (dh, dc) and writes the gate gradients dA (T, N, 4H);
   everything that does not depend on the recurrence is computed for all steps at once;
-* dWx, dWh and db together are ONE product over all T steps after the loop
-  ([x_t | h_{t-1} | 1]ᵀ da_t), and dx is one product too.
+* dWx and dWh together are ONE product over all T steps after the loop (Σ_t [x_t, h_{t-1}]ᵀ da_t),
+  db a sum, and dx is one product too.
 
-Speed-only code (oneDNN's GEMM, a faster tanh) is in `rnnlab.models._fast`; this file reads as the
-equations. `from_torch_lstm`/`to_torch_lstm` convert to and from `nn.LSTM` (gate order i, f, g, o,
+Which library runs the products (MKL or oneDNN, by CPU) is decided in `rnnlab.models._fast`; this file
+reads as the equations. `from_torch_lstm`/`to_torch_lstm` convert to and from `nn.LSTM` (gate order i, f, g, o,
 weights transposed, two biases whose sum is `b`); `sheet_to_torch_weights` is the one place that maps
 the layouts.
 """
@@ -35,7 +35,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from rnnlab.models import _fast
-from rnnlab.models._fast import linear, linear_add, prepare_weight
 
 # nn.LSTM's row blocks are (i, f, g, o); the sheet's column blocks are (i, f, o, g). Swapping the last two
 # blocks maps either layout to the other (the permutation is its own inverse).
@@ -63,103 +62,105 @@ class _LSTMLayerFunction(torch.autograd.Function):
     forward(x (T, N, D), h0 (N, H), c0 (N, H), Wx (D, 4H), Wh (H, 4H), b (4H,))
         -> output (T, N, H) (h_1..h_T), h_T (N, H), c_T (N, H)
 
-    Saved for backward: the activated gates (T, N, 4H) in order i, f, o, g, the cell states
-    c_0..c_T (T+1, N, H), tanh(c_1..c_T) (T, N, H) and h_0..h_T (T+1, N, H).
+    Saved for backward: the rows [x_t, h_{t-1}] (T+1, N, D+H) (the last holds h_T), the activated gates (T, N, 4H) in
+    order i, f, o, g, the cell states c_0..c_T (T+1, N, H) and tanh(c_1..c_T) (T, N, H).
+
+    Everything is written into buffers made once per call, and the per-step views of them are taken
+    before the loops (`unbind`): each step then costs one product and a few element-wise operations on
+    (N, H) tensors, which keeps the Python loop level with nn.LSTM's fused kernels (docs/benchmarks.md).
     """
 
     @staticmethod
     def forward(ctx, x, h0, c0, Wx, Wh, b):
         T, N, D = x.shape
         H = Wh.shape[0]
-        H2, H3, H4 = 2 * H, 3 * H, 4 * H
-        onednn = _fast.onednn_ok(x)
-        # tanh(z) = 2σ(2z) - 1 (faster on the CPU): the g columns are doubled, so one sigmoid covers all gates.
-        scale = x.new_ones(H4)
-        scale[H3:] = 2.0
-        WxT2 = (Wx * scale).t()  # (4H, D)
-        WhT2 = prepare_weight((Wh * scale).t(), onednn)  # (4H, H)
-        b2 = b * scale
-        # Input projection of all steps, one product: (T, N, 4H).
-        gx = linear(x.reshape(T * N, D), WxT2, b2, onednn).view(T, N, H4)
-        gates = x.new_empty((T, N, H4))
-        hbuf = x.new_empty((T + 1, N, H))  # hbuf[0] = h0, hbuf[t + 1] = h_t
-        cbuf = x.new_empty((T + 1, N, H))  # cbuf[0] = c0, cbuf[t + 1] = c_t
+        H3, H4 = 3 * H, 4 * H
+        # a_t = x_t Wx + h_{t-1} Wh + b = [x_t, h_{t-1}] W + b, with W = [Wx; Wh] (D + H, 4H): one product a step.
+        # Row t of xh holds [x_t, h_{t-1}]; the loop writes h_t into the right part of row t + 1.
+        W = _fast.prepare_weight(torch.cat([Wx, Wh]))
+        xh = x.new_empty((T + 1, N, D + H))
+        xh[:T, :, :D] = x
+        xh[0, :, D:] = h0
+        h = xh[:, :, D:]  # h[0] = h0, h[t + 1] = h_t
+        gates = x.new_empty((T, N, H4))  # i, f, o, g of every step
+        c = x.new_empty((T + 1, N, H))  # c[0] = c0, c[t + 1] = c_t
         tanh_c = x.new_empty((T, N, H))
-        hbuf[0].copy_(h0)
-        cbuf[0].copy_(c0)
-        hs, cs, tcs, gxs, gs = hbuf.unbind(0), cbuf.unbind(0), tanh_c.unbind(0), gx.unbind(0), gates.unbind(0)
-        gis, gfs = gates[..., :H].unbind(0), gates[..., H:H2].unbind(0)
-        gos, ggs = gates[..., H2:H3].unbind(0), gates[..., H3:].unbind(0)
+        c[0] = c0
+        xh_, a_, ifo_, g_ = xh.unbind(0), gates.unbind(0), gates[..., :H3].unbind(0), gates[..., H3:].unbind(0)
+        i_, f_, o_ = gates[..., :H].unbind(0), gates[..., H : 2 * H].unbind(0), gates[..., 2 * H : H3].unbind(0)
+        h_, c_, tanh_c_ = h.unbind(0), c.unbind(0), tanh_c.unbind(0)
         for t in range(T):
-            a = linear_add(hs[t], gxs[t], WhT2, onednn)  # x_t Wx + b + h_{t-1} Wh   (N, 4H)
-            torch.sigmoid(a, out=gs[t])  # i, f, o = σ(a); last block σ(2 a_g)
-            g = ggs[t]
-            g.mul_(2).sub_(1)  # g = tanh(a_g)
-            c = cs[t + 1]
-            torch.mul(gfs[t], cs[t], out=c)  # f ⊙ c_{t-1}
-            c.addcmul_(gis[t], g)  # + i ⊙ g
-            tc = tcs[t]
-            _fast.tanh_(tc.copy_(c))  # tanh(c_t)
-            torch.mul(gos[t], tc, out=hs[t + 1])  # h_t = o ⊙ tanh(c_t)
-        ctx.save_for_backward(x, Wx, Wh, gates, hbuf, cbuf, tanh_c)
-        return hbuf[1:], hs[T].clone(), cs[T].clone()
+            _fast.addmm(b, xh_[t], W, out=a_[t])  # a = [x_t, h_{t-1}] W + b   (N, 4H)
+            ifo_[t].sigmoid_()  # i, f, o = σ(a_i), σ(a_f), σ(a_o)
+            g_[t].tanh_()  # g = tanh(a_g)
+            torch.mul(f_[t], c_[t], out=c_[t + 1]).addcmul_(i_[t], g_[t])  # c_t = f ⊙ c_{t-1} + i ⊙ g
+            torch.tanh(c_[t + 1], out=tanh_c_[t])
+            torch.mul(o_[t], tanh_c_[t], out=h_[t + 1])  # h_t = o ⊙ tanh(c_t)
+        ctx.save_for_backward(xh, Wx, Wh, gates, c, tanh_c)
+        ctx.set_materialize_grads(False)  # an output nothing reads gets None in backward, not a tensor of zeros
+        return h[1:], h[T].clone(), c[T].clone()
 
     @staticmethod
     def backward(ctx, dout, dh_n, dc_n):
-        x, Wx, Wh, gates, hbuf, cbuf, tanh_c = ctx.saved_tensors
-        T, N, D = x.shape
-        H = Wh.shape[0]
+        xh, Wx, Wh, gates, c, tanh_c = ctx.saved_tensors
+        T, N, _ = gates.shape
+        D, H = Wx.shape[0], Wh.shape[0]
+        x = xh[:, :, :D]
         H2, H3, H4 = 2 * H, 3 * H, 4 * H
-        onednn = _fast.onednn_ok(x)
-        i, o, g = gates[..., :H], gates[..., H2:H3], gates[..., H3:]
 
-        # Step-independent factors, for all steps at once:
+        # Factors that do not depend on the recurrence:
         #   dc_t = dc_{t+1} ⊙ f_{t+1} + dh_t ⊙ K_t,        K = o ⊙ (1 - tanh(c)^2)
         #   da_i = dc ⊙ g ⊙ i(1-i),  da_f = dc ⊙ c_{t-1} ⊙ f(1-f),
         #   da_o = dh ⊙ tanh(c) ⊙ o(1-o),  da_g = dc ⊙ i ⊙ (1 - g^2)
         # i.e. da = [dc, dc, dh, dc] ⊙ Q.
-        one = x.new_ones(())
-        K = x.new_empty((T, N, H))
-        torch.addcmul(one, tanh_c, tanh_c, value=-1, out=K).mul_(o)
-        Q = x.new_empty((T, N, H4))
-        sig = gates[..., :H3]
-        torch.addcmul(sig, sig, sig, value=-1, out=Q[..., :H3])  # σ(1-σ) for i, f, o
-        Q[..., :H].mul_(g)
-        Q[..., H:H2].mul_(cbuf[:T])
-        Q[..., H2:H3].mul_(tanh_c)
-        torch.addcmul(one, g, g, value=-1, out=Q[..., H3:]).mul_(i)
+        one, K, Q = x.new_ones(()), x.new_empty((T, N, H)), x.new_empty((T, N, H4))
 
-        dA = x.new_empty((T, N, H4))
-        Q4s, dA4s = Q.view(T, N, 4, H).unbind(0), dA.view(T, N, 4, H).unbind(0)
-        Qos, dAos = Q[..., H2:H3].unbind(0), dA[..., H2:H3].unbind(0)
-        Ks, fs, dAs = K.unbind(0), gates[..., H:H2].unbind(0), dA.unbind(0)
-        douts = dout.unbind(0)
-        Whw = prepare_weight(Wh, onednn)  # (H, 4H) read as (out, K): da Whᵀ
-        dh = douts[T - 1] + dh_n  # dL/dh_t, total
-        dc = dc_n.clone()
-        dc1 = dc.unsqueeze(1)
+        def factors(s: slice) -> None:
+            """K and Q of the steps in `s`. Speed only: the loop asks for 4 steps at a time, just before it needs
+            them, so that it finds them in the CPU's cache (all T at once would not fit); nothing else changes."""
+            gs, tcs, q = gates[s], tanh_c[s], Q[s]
+            torch.addcmul(one, tcs, tcs, value=-1, out=K[s]).mul_(gs[..., H2:H3])
+            sig = gs[..., :H3]
+            torch.addcmul(sig, sig, sig, value=-1, out=q[..., :H3])  # σ(1-σ) for i, f, o
+            q[..., :H].mul_(gs[..., H3:])
+            q[..., H:H2].mul_(c[s])  # c_{t-1} for step t is c[t]
+            q[..., H2:H3].mul_(tcs)
+            torch.addcmul(one, gs[..., H3:], gs[..., H3:], value=-1, out=q[..., H3:]).mul_(gs[..., :H])
+
+        dA = Q  # the loop turns Q into the gate gradients da_t, in place
+        Qif_, Qo_, Qg_ = Q.view(T, N, 4, H)[:, :, :2].unbind(0), Q[..., H2:H3].unbind(0), Q[..., H3:].unbind(0)
+        K_, f_, dA_ = K.unbind(0), gates[..., H:H2].unbind(0), dA.unbind(0)
+        dout_ = dout.unbind(0) if dout is not None else None  # None: the outputs h_1..h_T are not used
+        WhT_ = _fast.prepare_weight(Wh.t())  # (4H, H): da Whᵀ
+        dh = dh_n.clone() if dh_n is not None else x.new_zeros((N, H))  # dL/dh_t, total
+        if dout is not None:
+            dh += dout_[T - 1]
+        dc = dc_n.clone() if dc_n is not None else x.new_zeros((N, H))
+        dc1 = dc.unsqueeze(1)  # dc as (N, 1, H), to multiply the i and f blocks at once
+        factors_from = T  # K and Q are ready for steps factors_from..T-1
         for t in range(T - 1, -1, -1):
-            dc.addcmul_(dh, Ks[t])  # dL/dc_t, total
-            torch.mul(dc1, Q4s[t], out=dA4s[t])
-            torch.mul(dh, Qos[t], out=dAos[t])  # the o gate reads dh, not dc
-            dc.mul_(fs[t])  # the c_{t-1} part of dL/dc_{t-1}
-            if t > 0:
-                dh = linear_add(dAs[t], douts[t - 1], Whw, onednn)  # dout_{t-1} + da_t Whᵀ
+            if t < factors_from:
+                factors_from = max(0, t + 1 - 4)
+                factors(slice(factors_from, t + 1))
+            dc.addcmul_(dh, K_[t])  # dL/dc_t, total
+            Qif_[t].mul_(dc1)  # da_i, da_f = dc ⊙ Q_i, dc ⊙ Q_f
+            Qg_[t].mul_(dc)  # da_g = dc ⊙ Q_g
+            Qo_[t].mul_(dh)  # da_o = dh ⊙ Q_o: the o gate reads dh, not dc
+            dc.mul_(f_[t])  # the c_{t-1} part of dL/dc_{t-1}
+            if t > 0 and dout is not None:  # dL/dh_{t-1}: what the output h_{t-1} receives + da_t Whᵀ
+                dh = _fast.addmm(dout_[t - 1], dA_[t], WhT_)
             else:
-                dh = linear(dAs[0], Whw, None, onednn)  # dL/dh0 = da_0 Whᵀ
+                dh = _fast.mm(dA_[t], WhT_)
 
+        # The weight gradients and dx do not depend on the recurrence: one product each over all T steps.
         dA_flat = dA.view(T * N, H4)
         need = ctx.needs_input_grad
-        dx = linear(dA_flat, Wx, None, onednn).view(T, N, D) if need[0] else None
-        dWx = dWh = db = None
-        if need[3] or need[4] or need[5]:
-            # dWx, dWh and db as ONE product over all T steps: [x_t | h_{t-1} | 1]ᵀ da_t summed over t.
-            xh1 = x.new_empty((D + H + 1, T * N))
-            xh1[:D].copy_(x.reshape(T * N, D).t())
-            xh1[D : D + H].copy_(hbuf[:T].reshape(T * N, H).t())
-            xh1[D + H].fill_(1.0)
-            dW = linear(xh1, dA_flat.t(), None, onednn)  # (D + H + 1, 4H)
-            dWx, dWh, db = dW[:D], dW[D : D + H], dW[D + H]
+        dx = _fast.mm(dA_flat, Wx.t()).view(T, N, D) if need[0] else None
+        dWx = dWh = None
+        if need[3] or need[4]:  # [dWx; dWh] = Σ_t [x_t, h_{t-1}]ᵀ da_t, one product
+            dW = _fast.mm(xh[:T].reshape(T * N, D + H).t(), dA_flat)
+            dWx, dWh = dW[:D], dW[D:]
+        db = dA_flat.sum(0) if need[5] else None  # Σ_t da_t
         return dx, (dh if need[1] else None), (dc if need[2] else None), dWx, dWh, db
 
 
